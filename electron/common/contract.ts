@@ -1,0 +1,196 @@
+// The one contract between the engine and every front end (Electron renderer, lab-mode
+// browser, tests). Declared once as zod schemas so both sides share the types and every
+// message that crosses a process boundary is validated against the same source.
+// This file must stay free of Node and Electron imports: the renderer bundles it.
+import { z } from 'zod';
+
+export const VmState = z.enum(['starting', 'booting', 'running', 'stopping', 'stopped', 'crashed', 'lost']);
+export type VmState = z.infer<typeof VmState>;
+
+export const Milestone = z.enum(['firmware', 'kernel', 'init', 'login', 'shell']);
+export type Milestone = z.infer<typeof Milestone>;
+
+export const Id = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9._:@+-]+$/, 'ids are letters, digits and ._:@+-');
+
+export const HostInfo = z.object({
+  os: z.string(),
+  osRelease: z.string(),
+  arch: z.string(),
+  cpuModel: z.string(),
+  cpus: z.number().int(),
+  memBytes: z.number(),
+  kernel: z.string(),
+  hostname: z.string(),
+  userShell: z.string(),
+  loadAvg: z.number().optional(),
+});
+export type HostInfo = z.infer<typeof HostInfo>;
+
+export const ImageSummary = z.object({
+  id: Id,
+  name: z.string(),
+  source: z.enum(['demo', 'yocto', 'import', 'build', 'download']),
+  machine: z.string(), // Yocto MACHINE, e.g. qemuarm64, raspberrypi3-64
+  arch: z.string(), // uname name: aarch64, x86_64, ...
+  board: z.string(), // QEMU -machine, e.g. virt, q35, raspi3b
+  path: z.string(),
+  sizeBytes: z.number(),
+  description: z.string().optional(),
+  bootable: z.boolean(),
+  whyNot: z.string().optional(), // one line when bootable is false
+});
+export type ImageSummary = z.infer<typeof ImageSummary>;
+
+export const ConsoleInfo = z.object({
+  index: z.number().int().min(0),
+  name: z.string(), // e.g. ttyAMA0, hvc0
+});
+
+export const VmSummary = z.object({
+  id: Id,
+  imageId: Id,
+  name: z.string(),
+  state: VmState,
+  milestones: z.array(z.object({ name: Milestone, atMs: z.number() })),
+  startedAt: z.number(),
+  pid: z.number().int().optional(),
+  binary: z.string(),
+  board: z.string(),
+  arch: z.string(),
+  accel: z.string(),
+  accelWhy: z.string(),
+  argv: z.array(z.string()),
+  commandLine: z.string(), // argv quoted for a shell, for people to read or copy
+  kernelVersion: z.string().optional(),
+  consoles: z.array(ConsoleInfo),
+  sshPort: z.number().int().optional(),
+  cpuPercent: z.number().optional(),
+  rssBytes: z.number().optional(),
+  exit: z.object({ code: z.number().nullable(), signal: z.string().nullable() }).optional(),
+  lastLines: z.array(z.string()).optional(), // kept when a VM crashes
+  parentId: Id.optional(), // set for nested guests
+  depth: z.number().int().min(1).default(1),
+});
+export type VmSummary = z.infer<typeof VmSummary>;
+
+export const TermTarget = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('host') }),
+  z.object({ kind: z.literal('serial'), vmId: Id, index: z.number().int().min(0).default(0) }),
+  z.object({ kind: z.literal('monitor'), vmId: Id }),
+]);
+export type TermTarget = z.infer<typeof TermTarget>;
+
+const Size = { cols: z.number().int().min(2).max(1000), rows: z.number().int().min(1).max(500) };
+
+export const Progress = z.object({
+  taskId: Id,
+  label: z.string(),
+  state: z.enum(['running', 'done', 'failed', 'cancelled']),
+  done: z.number(),
+  total: z.number().optional(),
+  unit: z.enum(['bytes', 'items', 'percent']).default('items'),
+  ratePerSec: z.number().optional(),
+  etaSec: z.number().optional(),
+  message: z.string().optional(),
+});
+export type Progress = z.infer<typeof Progress>;
+
+const Empty = z.object({}).strict();
+const Ok = z.object({ ok: z.literal(true) });
+
+/** Requests: method name → params and result schemas. */
+export const requests = {
+  'host.info': { params: Empty, result: HostInfo },
+  'images.list': { params: Empty, result: z.array(ImageSummary) },
+  'vm.list': { params: Empty, result: z.array(VmSummary) },
+  'vm.boot': {
+    params: z
+      .object({
+        imageId: Id,
+        memMiB: z.number().int().min(64).max(65536).optional(),
+        smp: z.number().int().min(1).max(64).optional(),
+      })
+      .strict(),
+    result: VmSummary,
+  },
+  'vm.stop': { params: z.object({ vmId: Id, force: z.boolean().default(false) }).strict(), result: Ok },
+  'vm.restart': { params: z.object({ vmId: Id }).strict(), result: VmSummary },
+  'vm.remove': { params: z.object({ vmId: Id }).strict(), result: Ok },
+  'vm.log': { params: z.object({ vmId: Id }).strict(), result: z.object({ text: z.string() }) },
+  'term.open': {
+    params: z.object({ target: TermTarget, ...Size }).strict(),
+    result: z.object({ termId: Id, title: z.string() }),
+  },
+  'term.input': { params: z.object({ termId: Id, data: z.string().max(65536) }).strict(), result: Ok },
+  'term.resize': { params: z.object({ termId: Id, ...Size }).strict(), result: Ok },
+  // Flow control: the renderer acknowledges characters once xterm.js has parsed them.
+  'term.ack': { params: z.object({ termId: Id, chars: z.number().int().min(0) }).strict(), result: Ok },
+  'term.close': { params: z.object({ termId: Id }).strict(), result: Ok },
+  'settings.get': { params: Empty, result: z.record(z.string(), z.unknown()) },
+  'settings.set': {
+    params: z.object({ key: z.string().min(1).max(64), value: z.unknown() }).strict(),
+    result: Ok,
+  },
+} as const;
+
+export type Method = keyof typeof requests;
+export type Params<M extends Method> = z.input<(typeof requests)[M]['params']>;
+export type ParsedParams<M extends Method> = z.output<(typeof requests)[M]['params']>;
+export type Result<M extends Method> = z.infer<(typeof requests)[M]['result']>;
+
+/** Events: pushed from the engine to every connected front end. */
+export const events = {
+  'vm.changed': VmSummary,
+  'vm.removed': z.object({ vmId: Id }),
+  'term.data': z.object({ termId: Id, data: z.string() }),
+  'term.exit': z.object({ termId: Id, code: z.number().nullable() }),
+  progress: Progress,
+} as const;
+
+export type EventName = keyof typeof events;
+export type EventPayload<E extends EventName> = z.infer<(typeof events)[E]>;
+
+/** What a transport calls into: the engine side implements it, the renderer consumes it. */
+export interface StacklabApi {
+  request<M extends Method>(method: M, params: Params<M>): Promise<Result<M>>;
+  on<E extends EventName>(event: E, listener: (payload: EventPayload<E>) => void): () => void;
+}
+
+// Wire frames for transports that carry JSON (the lab-mode WebSocket).
+export const ClientFrame = z
+  .object({
+    t: z.literal('req'),
+    id: z.number().int().min(0),
+    method: z.string().max(64),
+    params: z.unknown(),
+  })
+  .strict();
+export type ClientFrame = z.infer<typeof ClientFrame>;
+
+export type ServerFrame =
+  | { t: 'res'; id: number; ok: true; result: unknown }
+  | { t: 'res'; id: number; ok: false; error: string }
+  | { t: 'evt'; event: EventName; payload: unknown };
+
+export function isMethod(name: string): name is Method {
+  return Object.hasOwn(requests, name);
+}
+
+/** Validates a request's params; throws a one-line error naming the method. */
+export function parseParams<M extends Method>(method: M, params: unknown): ParsedParams<M> {
+  const r = requests[method].params.safeParse(params ?? {});
+  if (!r.success) {
+    const first = r.error.issues[0];
+    const where = first?.path.length ? ` at ${first.path.join('.')}` : '';
+    throw new ContractError(`bad params for ${method}${where}: ${first?.message ?? 'invalid'}`);
+  }
+  return r.data as ParsedParams<M>;
+}
+
+export class ContractError extends Error {
+  override name = 'ContractError';
+}
