@@ -1,7 +1,7 @@
 // Where Stacklab keeps its data. One place so every module (and every test, through
 // STACKLAB_HOME) agrees. Sockets live in a short private runtime dir because Unix socket
 // paths are limited to ~107 bytes and STACKLAB_HOME can be long.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +10,8 @@ export function stacklabHome(env: NodeJS.ProcessEnv = process.env): string {
   if (env.STACKLAB_HOME) return path.resolve(env.STACKLAB_HOME);
   const home = os.homedir();
   if (process.platform === 'darwin') return path.join(home, 'Library', 'Application Support', 'Stacklab');
-  if (process.platform === 'win32') return path.join(env.APPDATA ?? path.join(home, 'AppData', 'Roaming'), 'Stacklab');
+  if (process.platform === 'win32')
+    return path.join(env.APPDATA ?? path.join(home, 'AppData', 'Roaming'), 'Stacklab');
   return path.join(env.XDG_DATA_HOME ?? path.join(home, '.local', 'share'), 'stacklab');
 }
 
@@ -19,7 +20,8 @@ export function cacheHome(env: NodeJS.ProcessEnv = process.env): string {
   if (env.STACKLAB_CACHE) return path.resolve(env.STACKLAB_CACHE);
   const home = os.homedir();
   if (process.platform === 'darwin') return path.join(home, 'Library', 'Caches', 'Stacklab');
-  if (process.platform === 'win32') return path.join(env.LOCALAPPDATA ?? path.join(home, 'AppData', 'Local'), 'Stacklab', 'Cache');
+  if (process.platform === 'win32')
+    return path.join(env.LOCALAPPDATA ?? path.join(home, 'AppData', 'Local'), 'Stacklab', 'Cache');
   return path.join(env.XDG_CACHE_HOME ?? path.join(home, '.cache'), 'stacklab');
 }
 
@@ -42,11 +44,21 @@ export function ensureDir(dir: string): string {
   return dir;
 }
 
-/** The repository (development) or the app's resources directory (packaged). */
+let root: string | undefined;
+
+/**
+ * The repository (development) or the packaged app (app.asar): the nearest directory
+ * above this code holding a package.json. Found by walking up rather than a fixed depth,
+ * because this file runs from electron/engine/ in a checkout but from inside a bundle
+ * (out/main/main.mjs, out/cli/main.mjs) once built.
+ */
 export function appRoot(): string {
+  if (root) return root;
   const here = path.dirname(fileURLToPath(import.meta.url));
-  // electron/engine/paths.ts in the repo; out/<bundle>.js when bundled.
-  return path.resolve(here, '..', '..');
+  let dir = here;
+  while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  root = existsSync(path.join(dir, 'package.json')) ? dir : path.resolve(here, '..', '..');
+  return root;
 }
 
 export function resourcesDir(): string {
