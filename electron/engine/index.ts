@@ -1,0 +1,114 @@
+// createEngine(): the engine assembled. Every front end (Electron main, lab mode, CLI,
+// tests) calls this and then talks to it only through `dispatcher` and `hub`.
+import type { TermTarget } from '../common/contract.ts';
+import { Dispatcher, EventHub, type Handlers } from './engine.ts';
+import { hostInfo } from './host.ts';
+import { Library } from './library.ts';
+import { findQemu, type QemuInstall } from './qemu/discovery.ts';
+import { stacklabHome } from './paths.ts';
+import { createSettings, type Settings } from './settings.ts';
+import { Terminals } from './term/terminals.ts';
+import { Supervisor } from './vm/supervisor.ts';
+
+export interface Engine {
+  dispatcher: Dispatcher;
+  hub: EventHub;
+  library: Library;
+  supervisor: Supervisor;
+  terminals: Terminals;
+  qemu(): Promise<QemuInstall>;
+  dispose(): Promise<void>;
+}
+
+export async function createEngine(opts: { env?: NodeJS.ProcessEnv; settings?: Settings } = {}): Promise<Engine> {
+  const env = opts.env ?? process.env;
+  const home = stacklabHome(env);
+  const hub = new EventHub();
+  // Electron passes its electron-store-backed settings; lab mode and the CLI use conf. Same file.
+  const settings = opts.settings ?? createSettings({ cwd: home });
+  let qemuFound: Promise<QemuInstall> | undefined;
+  const qemu = () => {
+    qemuFound ??= findQemu({ configuredPath: settings.get('qemuPath'), env }).catch((e) => {
+      qemuFound = undefined; // let the user install QEMU and try again without restarting
+      throw e;
+    });
+    return qemuFound;
+  };
+  const library = new Library(env);
+  const supervisor = new Supervisor({ home, hub, qemu, env });
+  const channelFor = (t: Exclude<TermTarget, { kind: 'host' }>) => {
+    const vm = supervisor.get(t.vmId);
+    if (t.kind === 'monitor') return { title: `${vm.plan.name} — QEMU monitor`, channel: vm.monitor };
+    const ch = vm.consoles[t.index];
+    if (!ch) throw new Error(`${t.vmId} has no serial console ${t.index}`);
+    return { title: `${vm.plan.name} — ${ch.name}`, channel: ch };
+  };
+  const terminals = new Terminals({ hub, resolve: channelFor });
+
+  const handlers: Handlers = {
+    'host.info': async () => hostInfo(),
+    'images.list': () => library.summaries(),
+    'vm.list': async () => supervisor.list(),
+    'vm.boot': async (p) => {
+      const image = await library.resolve(p.imageId);
+      const vm = await supervisor.boot(image, { memMiB: p.memMiB, smp: p.smp });
+      return vm.summary();
+    },
+    'vm.stop': async (p) => {
+      await supervisor.stop(p.vmId, p.force);
+      return { ok: true as const };
+    },
+    'vm.restart': async (p) => {
+      const vm = supervisor.get(p.vmId);
+      await vm.stop({});
+      terminals.closeFor(p.vmId);
+      const image = await library.resolve(vm.plan.imageId);
+      return (await supervisor.boot(image, { vmId: p.vmId })).summary();
+    },
+    'vm.remove': async (p) => {
+      supervisor.remove(p.vmId);
+      return { ok: true as const };
+    },
+    'vm.log': async (p) => {
+      const vm = supervisor.get(p.vmId);
+      const text = vm.consoles[0]?.history().toString('utf8') ?? '';
+      return { text: `$ ${vm.plan.commandLine}\n\n${text}` };
+    },
+    'term.open': async (p) => terminals.open(p.target, p.cols, p.rows),
+    'term.input': async (p) => {
+      terminals.input(p.termId, p.data);
+      return { ok: true as const };
+    },
+    'term.resize': async (p) => {
+      terminals.resize(p.termId, p.cols, p.rows);
+      return { ok: true as const };
+    },
+    'term.ack': async (p) => {
+      terminals.ack(p.termId, p.chars);
+      return { ok: true as const };
+    },
+    'term.close': async (p) => {
+      terminals.close(p.termId);
+      return { ok: true as const };
+    },
+    'settings.get': async () => settings.all(),
+    'settings.set': async (p) => {
+      settings.set(p.key, p.value);
+      if (p.key === 'qemuPath') qemuFound = undefined;
+      return { ok: true as const };
+    },
+  };
+
+  return {
+    dispatcher: new Dispatcher(handlers),
+    hub,
+    library,
+    supervisor,
+    terminals,
+    qemu,
+    async dispose() {
+      terminals.closeAll();
+      await supervisor.dispose();
+    },
+  };
+}

@@ -1,0 +1,104 @@
+// The images the engine knows: the demo guests first, then what the user imported,
+// downloaded or built. Each entry is loaded lazily into a full descriptor; an image that
+// cannot boot stays listed with the one-line reason.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import type { ImageSummary } from '../common/contract.ts';
+import { type ImageDescriptor, loadDeployDir } from './image/descriptor.ts';
+import { guestsDir } from './paths.ts';
+
+export interface LibraryEntry {
+  id: string;
+  source: ImageSummary['source'];
+  deployDir: string;
+  description?: string;
+}
+
+interface GuestIndexEntry {
+  name: string;
+  description?: string;
+  deployDir: string;
+}
+
+export function demoGuests(env: NodeJS.ProcessEnv = process.env): LibraryEntry[] {
+  const dir = guestsDir(env);
+  const index = path.join(dir, 'guests.json');
+  if (!existsSync(index)) return [];
+  const list = JSON.parse(readFileSync(index, 'utf8')) as GuestIndexEntry[];
+  return list.map((g) => ({
+    id: g.name,
+    source: 'demo' as const,
+    deployDir: path.resolve(dir, g.deployDir),
+    description: g.description,
+  }));
+}
+
+export class Library {
+  private readonly extra: LibraryEntry[] = [];
+
+  constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
+
+  entries(): LibraryEntry[] {
+    return [...demoGuests(this.env), ...this.extra];
+  }
+
+  add(e: LibraryEntry): void {
+    const i = this.extra.findIndex((x) => x.id === e.id);
+    if (i >= 0) this.extra.splice(i, 1, e);
+    else this.extra.push(e);
+  }
+
+  find(idOrPath: string): LibraryEntry | undefined {
+    return this.entries().find((e) => e.id === idOrPath);
+  }
+
+  /** An id from the library, or a path to a deploy directory / qemuboot.conf. */
+  async resolve(idOrPath: string): Promise<ImageDescriptor> {
+    const known = this.find(idOrPath);
+    if (known) return { ...(await loadDeployDir(known.deployDir)), id: known.id };
+    if (existsSync(idOrPath)) {
+      const st = statSync(idOrPath);
+      return loadDeployDir(st.isDirectory() ? idOrPath : path.dirname(idOrPath), st.isDirectory() ? undefined : { conf: idOrPath });
+    }
+    const ids = this.entries().map((e) => e.id);
+    throw new Error(
+      `no image called "${idOrPath}"${ids.length ? ` (known: ${ids.join(', ')})` : ' (no images yet: run npm run guests to build the demo guests)'}`,
+    );
+  }
+
+  async summaries(): Promise<ImageSummary[]> {
+    return Promise.all(
+      this.entries().map(async (e): Promise<ImageSummary> => {
+        try {
+          const d = await loadDeployDir(e.deployDir);
+          return {
+            id: e.id,
+            name: e.id,
+            source: e.source,
+            machine: d.machine,
+            arch: d.arch,
+            board: d.board,
+            path: e.deployDir,
+            sizeBytes: d.sizeBytes,
+            description: e.description,
+            bootable: true,
+          };
+        } catch (err) {
+          return {
+            id: e.id,
+            name: e.id,
+            source: e.source,
+            machine: '?',
+            arch: '?',
+            board: '?',
+            path: e.deployDir,
+            sizeBytes: 0,
+            description: e.description,
+            bootable: false,
+            whyNot: (err as Error).message,
+          };
+        }
+      }),
+    );
+  }
+}
