@@ -1,7 +1,6 @@
 // `stacklab run` (a command or shell in an image's root filesystem under QEMU user-mode
 // emulation, no root, no guest kernel) and `stacklab binfmt status|register|unregister`.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { archNames } from '../common/arch.ts';
 import {
@@ -10,7 +9,7 @@ import {
   registerInterpreter,
   unregisterInterpreter,
 } from '../engine/usermode/binfmt.ts';
-import { findRootfsFile, prepareRootfs } from '../engine/usermode/rootfs.ts';
+import { prepareRootfs, rootfsForImage } from '../engine/usermode/rootfs.ts';
 import { runSpawn, usermodeCommand } from '../engine/usermode/run.ts';
 import type { Command } from './commands.ts';
 import { UsageError } from './usage-error.ts';
@@ -26,27 +25,6 @@ function engineOption(v: unknown): 'auto' | 'proot' | 'qemu' {
   if (v === undefined) return 'auto';
   if (v === 'proot' || v === 'qemu' || v === 'auto') return v;
   throw new UsageError('--engine must be proot, qemu or auto');
-}
-
-/** A path to a rootfs (directory, tarball, ext image), or a library image id → its deploy dir's rootfs file. */
-export async function resolveRootfsTarget(
-  target: string,
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<string> {
-  if (existsSync(target)) return target;
-  // Loaded only for ids: the library pulls in the image descriptor modules.
-  const { Library } = await import('../engine/library.ts');
-  const lib = new Library(env);
-  const entry = lib.find(target);
-  if (!entry) {
-    const ids = lib.entries().map((e) => e.id);
-    throw new Error(
-      `"${target}" is neither a path nor a known image${ids.length ? ` (known: ${ids.join(', ')})` : ' (no images yet: run npm run guests)'}`,
-    );
-  }
-  const file = existsSync(entry.deployDir) ? findRootfsFile(entry.deployDir) : undefined;
-  if (!file) throw new Error(`image ${entry.id} has no .rootfs.tar.* or .rootfs.ext4 in ${entry.deployDir}`);
-  return file;
 }
 
 function printStatus(s: BinfmtStatus): void {
@@ -68,7 +46,7 @@ function printStatus(s: BinfmtStatus): void {
         ? `.${e.extension} files`
         : 'other';
     console.log(
-      `  ${e.name.padEnd(20)} ${(e.enabled ? 'enabled' : 'disabled').padEnd(9)} ${what.padEnd(34)} flags ${(flags || '-').padEnd(5)} ${e.interpreter}`,
+      `  ${e.name.padEnd(20)} ${(e.enabled ? 'enabled' : 'disabled').padEnd(9)} ${what.padEnd(38)} flags ${(flags || '-').padEnd(5)} ${e.interpreter}`,
     );
   }
 }
@@ -89,7 +67,7 @@ export const usermodeCommands: Record<string, Command> = {
       if (!target) throw new UsageError('expected a root filesystem or image; see "stacklab run --help"');
       const arch = values.arch as string | undefined;
       const engine = engineOption(values.engine);
-      const rootfs = await resolveRootfsTarget(target);
+      const rootfs = await rootfsForImage(target);
       if (values.json) {
         if (argv.length === 0) throw new UsageError('--json needs a command after --');
         const prepared = await prepareRootfs(rootfs, { onNote: note });
