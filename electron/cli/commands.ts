@@ -7,6 +7,7 @@ import type { Vm } from '../engine/vm/vm.ts';
 import { doctor, printDoctor } from './doctor.ts';
 import { stopByRegistry } from './remote-stop.ts';
 import { UsageError } from './usage-error.ts';
+import { usermodeCommands } from './usermode-commands.ts';
 
 type Values = Record<string, unknown>;
 
@@ -134,7 +135,8 @@ export const commands: Record<string, Command> = {
             const ch = vm.consoles[0];
             if (!ch) throw new Error(`${vm.id} has no serial console to run commands on`);
             const r = await runInGuest(ch, values.run, { timeoutMs });
-            if (values.json) console.log(JSON.stringify({ vm: vm.summary(), status: r.status, output: r.output }));
+            if (values.json)
+              console.log(JSON.stringify({ vm: vm.summary(), status: r.status, output: r.output }));
             else process.stdout.write(r.output);
             // The command left us at a shell: a clean power-off is one line away.
             ch.write('sync; poweroff -f\r');
@@ -164,10 +166,18 @@ export const commands: Record<string, Command> = {
     usage: 'usage: stacklab ps [--json]',
     options: {},
     async run(values) {
-      const list = liveEntries().map((e) => ({ vm: e.vmId, image: e.imageId, pid: e.pid, startedAt: e.startedAt }));
+      const list = liveEntries().map((e) => ({
+        vm: e.vmId,
+        image: e.imageId,
+        pid: e.pid,
+        startedAt: e.startedAt,
+      }));
       const human = list.length
         ? list
-            .map((v) => `${v.vm.padEnd(24)} pid ${String(v.pid).padEnd(8)} up ${Math.round((Date.now() - v.startedAt) / 1000)} s`)
+            .map(
+              (v) =>
+                `${v.vm.padEnd(24)} pid ${String(v.pid).padEnd(8)} up ${Math.round((Date.now() - v.startedAt) / 1000)} s`,
+            )
             .join('\n')
         : 'no VMs running';
       print(list, human, values.json);
@@ -186,6 +196,8 @@ export const commands: Record<string, Command> = {
       return 0;
     },
   },
+
+  ...usermodeCommands,
 
   serve: {
     summary: 'lab mode: serve the app to a browser on 127.0.0.1',

@@ -1,5 +1,7 @@
 // `stacklab doctor`: which QEMU is in use and why, what it can emulate, and which
 // accelerators really work here (probed by starting a VM, not by looking for /dev/kvm).
+
+import { bundledQemuFromEnv } from '../engine/paths.ts';
 import { probeAccelerators } from '../engine/qemu/accel.ts';
 import { findQemu, listMachines, qemuVersion } from '../engine/qemu/discovery.ts';
 
@@ -22,13 +24,17 @@ export interface DoctorReport {
 export async function doctor(env: NodeJS.ProcessEnv = process.env): Promise<DoctorReport> {
   let install: Awaited<ReturnType<typeof findQemu>>;
   try {
-    install = await findQemu({ env });
+    install = await findQemu({ bundledDir: bundledQemuFromEnv(env), env });
   } catch (e) {
     return { ok: false, error: (e as Error).message, binaries: [] };
   }
   const binaries: DoctorReport['binaries'] = [];
   for (const [name, bin] of Object.entries(install.systems)) {
-    const [version, machines, accel] = await Promise.all([qemuVersion(bin), listMachines(bin), probeAccelerators(bin)]);
+    const [version, machines, accel] = await Promise.all([
+      qemuVersion(bin),
+      listMachines(bin),
+      probeAccelerators(bin),
+    ]);
     binaries.push({
       name,
       path: bin,
@@ -56,9 +62,13 @@ export function printDoctor(r: DoctorReport): void {
   console.log(`QEMU: ${r.qemu?.source} (${r.qemu?.dir}) — ${r.qemu?.why}`);
   for (const b of r.binaries) {
     console.log(`\n${b.name}  ${b.version}\n  ${b.path}`);
-    console.log(`  boards (${b.machines.length}): ${b.machines.slice(0, 12).join(', ')}${b.machines.length > 12 ? ', …' : ''}`);
+    console.log(
+      `  boards (${b.machines.length}): ${b.machines.slice(0, 12).join(', ')}${b.machines.length > 12 ? ', …' : ''}`,
+    );
     for (const a of b.accels) console.log(`  ${a.ok ? 'ok  ' : 'no  '} ${a.name.padEnd(5)} ${a.reason}`);
     console.log(`  using ${b.best}: ${b.why}`);
   }
-  console.log(r.img ? `\nqemu-img  ${r.img.version}\n  ${r.img.path}` : '\nqemu-img: not found (needed for VM disks)');
+  console.log(
+    r.img ? `\nqemu-img  ${r.img.version}\n  ${r.img.path}` : '\nqemu-img: not found (needed for VM disks)',
+  );
 }

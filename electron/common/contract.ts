@@ -99,6 +99,21 @@ export const Progress = z.object({
 });
 export type Progress = z.infer<typeof Progress>;
 
+export const CatalogueItem = z.object({
+  id: Id,
+  name: z.string(),
+  description: z.string().optional(),
+  machine: z.string(),
+  arch: z.string(),
+  board: z.string(),
+  release: z.string().optional(),
+  source: z.enum(['yocto', 'user', 'demo']),
+  catalogue: z.string(),
+  files: z.array(z.object({ name: z.string(), url: z.string() })),
+  installed: z.boolean(),
+});
+export type CatalogueItem = z.infer<typeof CatalogueItem>;
+
 const Empty = z.object({}).strict();
 const Ok = z.object({ ok: z.literal(true) });
 
@@ -106,6 +121,18 @@ const Ok = z.object({ ok: z.literal(true) });
 export const requests = {
   'host.info': { params: Empty, result: HostInfo },
   'images.list': { params: Empty, result: z.array(ImageSummary) },
+  'images.catalogue': {
+    params: Empty,
+    result: z.object({ entries: z.array(CatalogueItem), errors: z.array(z.string()) }),
+  },
+  // Starts a download; progress arrives as `progress` events under the returned task id.
+  'images.install': { params: z.object({ entryId: Id }).strict(), result: z.object({ taskId: Id }) },
+  'images.import': { params: z.object({ path: z.string().min(1).max(4096) }).strict(), result: ImageSummary },
+  'images.remove': {
+    params: z.object({ imageId: Id }).strict(),
+    result: z.object({ freedBytes: z.number() }),
+  },
+  'task.cancel': { params: z.object({ taskId: Id }).strict(), result: Ok },
   'vm.list': { params: Empty, result: z.array(VmSummary) },
   'vm.boot': {
     params: z
@@ -149,6 +176,7 @@ export const events = {
   'term.data': z.object({ termId: Id, data: z.string() }),
   'term.exit': z.object({ termId: Id, code: z.number().nullable() }),
   progress: Progress,
+  'images.changed': z.object({}),
 } as const;
 
 export type EventName = keyof typeof events;

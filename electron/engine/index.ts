@@ -3,9 +3,10 @@
 import type { TermTarget } from '../common/contract.ts';
 import { Dispatcher, EventHub, type Handlers } from './engine.ts';
 import { hostInfo } from './host.ts';
+import { ImageService } from './images/service.ts';
 import { Library } from './library.ts';
+import { bundledQemuFromEnv, stacklabHome } from './paths.ts';
 import { findQemu, type QemuInstall } from './qemu/discovery.ts';
-import { stacklabHome } from './paths.ts';
 import { createSettings, type Settings } from './settings.ts';
 import { Terminals } from './term/terminals.ts';
 import { Supervisor } from './vm/supervisor.ts';
@@ -14,13 +15,16 @@ export interface Engine {
   dispatcher: Dispatcher;
   hub: EventHub;
   library: Library;
+  images: ImageService;
   supervisor: Supervisor;
   terminals: Terminals;
   qemu(): Promise<QemuInstall>;
   dispose(): Promise<void>;
 }
 
-export async function createEngine(opts: { env?: NodeJS.ProcessEnv; settings?: Settings } = {}): Promise<Engine> {
+export async function createEngine(
+  opts: { env?: NodeJS.ProcessEnv; settings?: Settings } = {},
+): Promise<Engine> {
   const env = opts.env ?? process.env;
   const home = stacklabHome(env);
   const hub = new EventHub();
@@ -28,13 +32,18 @@ export async function createEngine(opts: { env?: NodeJS.ProcessEnv; settings?: S
   const settings = opts.settings ?? createSettings({ cwd: home });
   let qemuFound: Promise<QemuInstall> | undefined;
   const qemu = () => {
-    qemuFound ??= findQemu({ configuredPath: settings.get('qemuPath'), env }).catch((e) => {
+    qemuFound ??= findQemu({
+      bundledDir: bundledQemuFromEnv(env),
+      configuredPath: settings.get('qemuPath'),
+      env,
+    }).catch((e) => {
       qemuFound = undefined; // let the user install QEMU and try again without restarting
       throw e;
     });
     return qemuFound;
   };
   const library = new Library(env);
+  const images = new ImageService(library, hub, () => settings.get('catalogueUrls'), env);
   const supervisor = new Supervisor({ home, hub, qemu, env });
   const channelFor = (t: Exclude<TermTarget, { kind: 'host' }>) => {
     const vm = supervisor.get(t.vmId);
@@ -48,6 +57,14 @@ export async function createEngine(opts: { env?: NodeJS.ProcessEnv; settings?: S
   const handlers: Handlers = {
     'host.info': async () => hostInfo(),
     'images.list': () => library.summaries(),
+    'images.catalogue': () => images.catalogue(),
+    'images.install': async (p) => ({ taskId: (await images.install(p.entryId)).taskId }),
+    'images.import': (p) => images.import(p.path),
+    'images.remove': async (p) => ({ freedBytes: await images.remove(p.imageId) }),
+    'task.cancel': async (p) => {
+      images.cancel(p.taskId);
+      return { ok: true as const };
+    },
     'vm.list': async () => supervisor.list(),
     'vm.boot': async (p) => {
       const image = await library.resolve(p.imageId);
@@ -103,6 +120,7 @@ export async function createEngine(opts: { env?: NodeJS.ProcessEnv; settings?: S
     dispatcher: new Dispatcher(handlers),
     hub,
     library,
+    images,
     supervisor,
     terminals,
     qemu,

@@ -5,7 +5,8 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { ImageSummary } from '../common/contract.ts';
 import { type ImageDescriptor, loadDeployDir } from './image/descriptor.ts';
-import { guestsDir } from './paths.ts';
+import { Store } from './images/store.ts';
+import { guestsDir, stacklabHome } from './paths.ts';
 
 export interface LibraryEntry {
   id: string;
@@ -35,11 +36,25 @@ export function demoGuests(env: NodeJS.ProcessEnv = process.env): LibraryEntry[]
 
 export class Library {
   private readonly extra: LibraryEntry[] = [];
+  /** Downloaded and imported images: content-addressed, read-only blobs plus a deploy dir of links. */
+  readonly store: Store;
+  private storeReady?: Promise<Store>;
 
-  constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
+  constructor(private readonly env: NodeJS.ProcessEnv = process.env) {
+    this.store = new Store(path.join(stacklabHome(env), 'store'));
+  }
 
-  entries(): LibraryEntry[] {
-    return [...demoGuests(this.env), ...this.extra];
+  openStore(): Promise<Store> {
+    this.storeReady ??= this.store.init();
+    return this.storeReady;
+  }
+
+  async entries(): Promise<LibraryEntry[]> {
+    const records = await (await this.openStore()).listImages();
+    const stored = records
+      .filter((r) => r.deployDir)
+      .map((r) => ({ id: r.id, source: r.source, deployDir: r.deployDir!, description: r.description }));
+    return [...demoGuests(this.env), ...stored, ...this.extra];
   }
 
   add(e: LibraryEntry): void {
@@ -48,19 +63,22 @@ export class Library {
     else this.extra.push(e);
   }
 
-  find(idOrPath: string): LibraryEntry | undefined {
-    return this.entries().find((e) => e.id === idOrPath);
+  async find(id: string): Promise<LibraryEntry | undefined> {
+    return (await this.entries()).find((e) => e.id === id);
   }
 
   /** An id from the library, or a path to a deploy directory / qemuboot.conf. */
   async resolve(idOrPath: string): Promise<ImageDescriptor> {
-    const known = this.find(idOrPath);
+    const known = await this.find(idOrPath);
     if (known) return { ...(await loadDeployDir(known.deployDir)), id: known.id };
     if (existsSync(idOrPath)) {
       const st = statSync(idOrPath);
-      return loadDeployDir(st.isDirectory() ? idOrPath : path.dirname(idOrPath), st.isDirectory() ? undefined : { conf: idOrPath });
+      return loadDeployDir(
+        st.isDirectory() ? idOrPath : path.dirname(idOrPath),
+        st.isDirectory() ? undefined : { conf: idOrPath },
+      );
     }
-    const ids = this.entries().map((e) => e.id);
+    const ids = (await this.entries()).map((e) => e.id);
     throw new Error(
       `no image called "${idOrPath}"${ids.length ? ` (known: ${ids.join(', ')})` : ' (no images yet: run npm run guests to build the demo guests)'}`,
     );
@@ -68,7 +86,7 @@ export class Library {
 
   async summaries(): Promise<ImageSummary[]> {
     return Promise.all(
-      this.entries().map(async (e): Promise<ImageSummary> => {
+      (await this.entries()).map(async (e): Promise<ImageSummary> => {
         try {
           const d = await loadDeployDir(e.deployDir);
           return {

@@ -18,9 +18,15 @@ export function tempHome(prefix = 'stacklab-test-'): string {
   return mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: opts.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b) => {
@@ -44,7 +50,11 @@ export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutM
 export function demoGuests(): Array<{ name: string; arch: string; deployDir: string }> | null {
   const index = path.join(guestsDir(), 'guests.json');
   if (!existsSync(index)) return null;
-  const list = JSON.parse(readFileSync(index, 'utf8')) as Array<{ name: string; arch: string; deployDir: string }>;
+  const list = JSON.parse(readFileSync(index, 'utf8')) as Array<{
+    name: string;
+    arch: string;
+    deployDir: string;
+  }>;
   return list.map((g) => ({ ...g, deployDir: path.resolve(guestsDir(), g.deployDir) }));
 }
 

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Dispatcher, EventHub, type Handlers } from '../../electron/engine/engine.ts';
 import { Terminals } from '../../electron/engine/term/terminals.ts';
 import { createIpcBridge } from '../../electron/main/ipc-bridge.ts';
+import { handlersWith } from '../helpers/handlers.ts';
 
 const APP = { url: 'app://stacklab/index.html', isMainFrame: true };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -31,36 +32,22 @@ beforeAll(() => {
   });
   calls = [];
   logs = [];
-  const notHere = async (): Promise<never> => {
-    throw new Error('not part of this test');
-  };
   const ok = { ok: true as const };
-  const handlers: Handlers = {
-    'host.info': notHere,
-    'images.list': notHere,
+  const handlers: Handlers = handlersWith({
     'vm.list': async () => {
       calls.push('vm.list');
       return [];
     },
-    'vm.boot': notHere,
     'vm.stop': async (p) => {
       calls.push('vm.stop');
       throw new Error(`no VM ${p.vmId}\nsecond line never reaches the page`);
     },
-    'vm.restart': notHere,
-    'vm.remove': notHere,
-    'vm.log': notHere,
     'term.open': async (p) => terms.open(p.target, p.cols, p.rows),
-    'term.input': notHere,
-    'term.resize': notHere,
-    'term.ack': notHere,
     'term.close': async (p) => {
       terms.close(p.termId);
       return ok;
     },
-    'settings.get': notHere,
-    'settings.set': notHere,
-  };
+  });
   bridge = createIpcBridge({ dispatcher: new Dispatcher(handlers), log: (l) => logs.push(l) });
 });
 

@@ -22,6 +22,7 @@ import { Dispatcher, EventHub, type Handlers } from '../../electron/engine/engin
 import { createSettings } from '../../electron/engine/settings.ts';
 import { Terminals } from '../../electron/engine/term/terminals.ts';
 import { LAB_CSP, type LabServer, startLabServer } from '../../electron/lab/lab-server.ts';
+import { handlersWith } from '../helpers/handlers.ts';
 
 const HOST: HostInfo = {
   os: 'linux',
@@ -53,19 +54,11 @@ let logs: string[];
 const conns: LabConnection[] = [];
 
 function handlers(): Handlers {
-  const notHere = async (): Promise<never> => {
-    throw new Error('not part of this test');
-  };
   const ok = { ok: true as const };
-  return {
+  return handlersWith({
     'host.info': async () => HOST,
     'images.list': async () => [],
     'vm.list': async () => [],
-    'vm.boot': notHere,
-    'vm.stop': notHere,
-    'vm.restart': notHere,
-    'vm.remove': notHere,
-    'vm.log': notHere,
     'term.open': async (p) => terms.open(p.target, p.cols, p.rows),
     'term.input': async (p) => {
       terms.input(p.termId, p.data);
@@ -84,8 +77,7 @@ function handlers(): Handlers {
       return ok;
     },
     'settings.get': async () => ({}),
-    'settings.set': notHere,
-  };
+  });
 }
 
 beforeAll(async () => {

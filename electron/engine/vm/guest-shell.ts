@@ -3,6 +3,7 @@
 // and read what came back. Markers are typed split by quotes so the terminal's echo of
 // the typed line can never be mistaken for the command's own output.
 import type { Channel } from './channel.ts';
+import { stripAnsi } from './milestones.ts';
 
 const PROMPT = /(?:^|\n)[^\n]{0,80}[#$] $/;
 const LOGIN = /\blogin: ?$/;
@@ -13,7 +14,13 @@ export interface GuestRun {
 }
 
 /** Waits until the accumulated console text satisfies `test`, or times out with `what`. */
-function waitFor(ch: Channel, test: (text: string) => boolean, what: string, timeoutMs: number, seed = ''): Promise<string> {
+function waitFor(
+  ch: Channel,
+  test: (text: string) => boolean,
+  what: string,
+  timeoutMs: number,
+  seed = '',
+): Promise<string> {
   return new Promise((resolve, reject) => {
     let text = seed;
     const done = (err?: Error) => {
@@ -28,7 +35,10 @@ function waitFor(ch: Channel, test: (text: string) => boolean, what: string, tim
       if (test(text)) done();
     };
     const onClose = () => done(new Error(`the console closed while waiting for ${what}`));
-    const timer = setTimeout(() => done(new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`)), timeoutMs);
+    const timer = setTimeout(
+      () => done(new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`)),
+      timeoutMs,
+    );
     ch.on('data', onData);
     ch.on('close', onClose);
     if (test(text)) done();
@@ -36,11 +46,15 @@ function waitFor(ch: Channel, test: (text: string) => boolean, what: string, tim
 }
 
 /** Brings the console to a shell prompt, logging in as `user` if a login prompt shows. */
-export async function reachShell(ch: Channel, opts: { user?: string; timeoutMs?: number } = {}): Promise<void> {
+export async function reachShell(
+  ch: Channel,
+  opts: { user?: string; timeoutMs?: number } = {},
+): Promise<void> {
   const timeoutMs = opts.timeoutMs ?? 120_000;
-  const tail = ch.history().toString('utf8').slice(-2000).replace(/\r/g, '');
-  const atLogin = (t: string) => LOGIN.test(t.replace(/\r/g, ''));
-  const atPrompt = (t: string) => PROMPT.test(t.replace(/\r/g, ''));
+  const clean = (t: string) => stripAnsi(t).replace(/\r/g, '');
+  const tail = clean(ch.history().toString('utf8').slice(-2000));
+  const atLogin = (t: string) => LOGIN.test(clean(t));
+  const atPrompt = (t: string) => PROMPT.test(clean(t));
   let text = tail;
   if (!atLogin(text) && !atPrompt(text)) {
     // Nothing waiting yet (still booting) — or the prompt scrolled by: a bare Enter redraws it.
@@ -55,7 +69,11 @@ export async function reachShell(ch: Channel, opts: { user?: string; timeoutMs?:
 
 let seq = 0;
 
-export async function runInGuest(ch: Channel, command: string, opts: { timeoutMs?: number; user?: string } = {}): Promise<GuestRun> {
+export async function runInGuest(
+  ch: Channel,
+  command: string,
+  opts: { timeoutMs?: number; user?: string } = {},
+): Promise<GuestRun> {
   await reachShell(ch, { user: opts.user, timeoutMs: opts.timeoutMs });
   const tag = `${process.pid.toString(36)}${(seq++).toString(36)}`;
   const begin = `__SL_B_${tag}__`;

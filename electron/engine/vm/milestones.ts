@@ -3,6 +3,11 @@
 // output so a line split across reads still matches.
 import type { Milestone } from '../../common/contract.ts';
 
+/** Terminal control sequences (colours, cursor queries such as busybox's ESC[6n) hide prompts from plain patterns. */
+export function stripAnsi(text: string): string {
+  return text.replace(/\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]/g, '');
+}
+
 export const ORDER: readonly Milestone[] = ['firmware', 'kernel', 'init', 'login', 'shell'];
 
 const PATTERNS: Record<Exclude<Milestone, 'firmware'>, RegExp> = {
@@ -28,7 +33,7 @@ export class MilestoneTracker {
 
   /** Feeds console text; returns milestones newly reached, in boot order. */
   feed(text: string, now = Date.now()): Milestone[] {
-    this.tail = (this.tail + text).slice(-4096);
+    this.tail = stripAnsi(this.tail + text).slice(-4096);
     const found: Milestone[] = [];
     for (const m of ORDER) {
       if (m === 'firmware' || this.reached.has(m)) continue;
@@ -36,7 +41,8 @@ export class MilestoneTracker {
       if (m === 'shell' && !this.reached.has('login') && !this.reached.has('init')) continue;
       if (PATTERNS[m].test(this.tail)) {
         // Reaching a later milestone implies the earlier ones, even if their lines were missed.
-        for (const earlier of ORDER.slice(0, ORDER.indexOf(m))) if (this.mark(earlier, now)) found.push(earlier);
+        for (const earlier of ORDER.slice(0, ORDER.indexOf(m)))
+          if (this.mark(earlier, now)) found.push(earlier);
         if (this.mark(m, now)) found.push(m);
       }
     }

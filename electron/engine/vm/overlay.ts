@@ -15,7 +15,10 @@ export interface OverlaySpec {
   sizeBytes?: number;
 }
 
-export async function imageInfo(qemuImg: string, file: string): Promise<{ virtualSize: number; format: string; backing?: string }> {
+export async function imageInfo(
+  qemuImg: string,
+  file: string,
+): Promise<{ virtualSize: number; format: string; backing?: string }> {
   const { stdout } = await run(qemuImg, ['info', '--output=json', '-U', file]);
   const j = JSON.parse(stdout) as { 'virtual-size': number; format: string; 'backing-filename'?: string };
   return { virtualSize: j['virtual-size'], format: j.format, backing: j['backing-filename'] };
@@ -31,7 +34,8 @@ export function nextPowerOfTwo(n: number): number {
 export async function ensureOverlay(spec: OverlaySpec): Promise<{ created: boolean }> {
   if (existsSync(spec.path)) {
     const info = await imageInfo(spec.qemuImg, spec.path);
-    if (spec.sizeBytes && info.virtualSize < spec.sizeBytes) await resizeOverlay(spec.qemuImg, spec.path, spec.sizeBytes);
+    if (spec.sizeBytes && info.virtualSize < spec.sizeBytes)
+      await resizeOverlay(spec.qemuImg, spec.path, spec.sizeBytes);
     return { created: false };
   }
   const args = ['create', '-q', '-f', 'qcow2', '-F', spec.baseFormat, '-b', spec.base, spec.path];
@@ -39,7 +43,10 @@ export async function ensureOverlay(spec: OverlaySpec): Promise<{ created: boole
   try {
     await run(spec.qemuImg, args);
   } catch (e) {
-    const msg = String((e as { stderr?: string }).stderr ?? e).trim().split('\n').pop();
+    const msg = String((e as { stderr?: string }).stderr ?? e)
+      .trim()
+      .split('\n')
+      .pop();
     throw new Error(`could not create the VM's disk overlay: ${msg}`);
   }
   return { created: true };

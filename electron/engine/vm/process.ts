@@ -23,10 +23,18 @@ function setpriv(): string | null {
   return setprivPath;
 }
 
-export function spawnQemu(binary: string, argv: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv }): ChildProcess {
+export function spawnQemu(
+  binary: string,
+  argv: string[],
+  opts: { cwd: string; env?: NodeJS.ProcessEnv },
+): ChildProcess {
   const sp = setpriv();
   const [file, args] = sp ? [sp, ['--pdeathsig', 'KILL', '--', binary, ...argv]] : [binary, argv];
-  return spawn(file, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn(file, args, {
+    cwd: opts.cwd,
+    env: opts.env ?? process.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 export interface RegistryEntry {

@@ -53,8 +53,14 @@ export class Qmp extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
     } catch {
       return; // QEMU only sends JSON here; a torn line would be a QEMU bug, not ours to crash on
     }
-    if ('QMP' in msg) return onGreeting();
-    if ('event' in msg) return void this.emit('event', msg as unknown as QmpEvent);
+    if ('QMP' in msg) {
+      onGreeting();
+      return;
+    }
+    if ('event' in msg) {
+      this.emit('event', msg as unknown as QmpEvent);
+      return;
+    }
     const p = this.queue.shift();
     if (!p) return;
     if ('error' in msg) {
@@ -72,7 +78,9 @@ export class Qmp extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
     if (this.closed) return Promise.reject(new Error('QMP connection is closed'));
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ resolve: resolve as (v: unknown) => void, reject });
-      this.sock.write(`${JSON.stringify(args ? { execute: command, arguments: args } : { execute: command })}\n`);
+      this.sock.write(
+        `${JSON.stringify(args ? { execute: command, arguments: args } : { execute: command })}\n`,
+      );
     });
   }
 

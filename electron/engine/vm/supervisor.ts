@@ -2,15 +2,16 @@
 // directory (overlay disk, logs), the private sockets, the accelerator choice and the
 // set of live VMs, and publishes every state change through the event hub.
 import { createHash } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { VmSummary } from '../../common/contract.ts';
+import { workingBaseFor } from '../disk/workbase.ts';
 import type { EventHub } from '../engine.ts';
 import { buildBootPlan, formatCommandLine } from '../image/argv.ts';
 import type { ImageDescriptor } from '../image/descriptor.ts';
-import { probeAccelerators } from '../qemu/accel.ts';
-import type { QemuInstall } from '../qemu/discovery.ts';
 import { ensureDir, runtimeDir } from '../paths.ts';
+import { probeAccelerators } from '../qemu/accel.ts';
+import { listMachines, type MachineInfo, type QemuInstall } from '../qemu/discovery.ts';
 import { ensureOverlay, imageInfo, nextPowerOfTwo } from './overlay.ts';
 import { reapStale } from './process.ts';
 import { type LaunchPlan, Vm } from './vm.ts';
@@ -24,10 +25,23 @@ export interface BootOptions {
   depth?: number;
   /** Extra QEMU arguments (nested stacks add virtio-serial ports this way). */
   extraArgs?: string[];
+  /**
+   * The disk the overlay sits on instead of the image's own (a derived working base, see
+   * disk/workbase.ts). Left out: the VM's customised working base if it has one, else the image's.
+   */
+  baseOverride?: { path: string; format: 'raw' | 'qcow2' };
+}
+
+/** Whether two paths name the same file (the overlay records its base's path as given). */
+function samePath(a: string | undefined, b: string): boolean {
+  if (!a) return false;
+  const real = (p: string) => (existsSync(p) ? realpathSync(p) : path.resolve(p));
+  return real(a) === real(b);
 }
 
 export class Supervisor {
   private readonly vms = new Map<string, Vm>();
+  private readonly machines = new Map<string, Promise<MachineInfo[]>>();
 
   constructor(
     private readonly opts: {
@@ -66,20 +80,44 @@ export class Supervisor {
     const qemu = await this.opts.qemu();
     const binary = qemu.systems[image.systemBinary];
     if (!binary) {
-      throw new Error(`${image.systemBinary} is not installed (found: ${Object.keys(qemu.systems).join(', ') || 'none'})`);
+      throw new Error(
+        `${image.systemBinary} is not installed (found: ${Object.keys(qemu.systems).join(', ') || 'none'})`,
+      );
+    }
+    // QEMU's own words for a missing board ("unsupported machine type") don't say which one.
+    if (!this.machines.has(binary)) this.machines.set(binary, listMachines(binary));
+    const machines = await this.machines.get(binary)!;
+    if (!machines.some((m) => m.name === image.board || m.alias === image.board)) {
+      const offered = machines.map((m) => m.name).filter((n) => n !== 'none');
+      throw new Error(
+        `${image.systemBinary} has no board called "${image.board}" (it offers ${offered.slice(0, 8).join(', ')}${offered.length > 8 ? ', …' : ''})`,
+      );
     }
     const accel = await probeAccelerators(binary);
     const vmDir = this.vmDir(vmId);
 
-    // The disk: a qcow2 overlay over the untouched base. Pi SD cards must be a power of two.
+    // The disk: a qcow2 overlay over the untouched base. SD cards must be a power of two.
+    // An initramfs-only image has no disk: QEMU loads it read-only with -initrd.
     const disk = path.join(vmDir, 'disk.qcow2');
-    let sizeBytes: number | undefined;
-    if (image.board.startsWith('raspi') && qemu.img) {
-      const base = await imageInfo(qemu.img, image.rootfs);
-      sizeBytes = nextPowerOfTwo(base.virtualSize);
+    if (image.rootfsKind === 'disk') {
+      if (!qemu.img) throw new Error('qemu-img is not installed; it is needed to create the VM disk overlay');
+      // The overlay's base: a derived working base when given or customised, else the image's own.
+      const base = o.baseOverride ??
+        workingBaseFor(vmDir) ?? { path: image.rootfs, format: image.rootfsFormat };
+      if (existsSync(disk) && !samePath((await imageInfo(qemu.img, disk)).backing, base.path))
+        throw new Error(
+          `${vmId}'s disk was made over another base than ${path.basename(base.path)}; reset the VM's disk`,
+        );
+      let sizeBytes: number | undefined;
+      if (image.sdCard) sizeBytes = nextPowerOfTwo((await imageInfo(qemu.img, base.path)).virtualSize);
+      await ensureOverlay({
+        qemuImg: qemu.img,
+        base: base.path,
+        baseFormat: base.format,
+        path: disk,
+        sizeBytes,
+      });
     }
-    if (!qemu.img) throw new Error('qemu-img is not installed; it is needed to create the VM disk overlay');
-    await ensureOverlay({ qemuImg: qemu.img, base: image.rootfs, baseFormat: image.rootfsFormat, path: disk, sizeBytes });
 
     // Sockets in a short private directory (Unix socket paths are limited to ~107 bytes).
     const short = createHash('sha256').update(vmDir).digest('hex').slice(0, 12);
@@ -93,12 +131,17 @@ export class Supervisor {
       accel: accel.best,
       qmpSocket: sock('qmp.sock'),
       monitorSocket: sock('monitor.sock'),
-      serialSockets: image.serialConsoles.map((_, i) => sock(`serial${i}.sock`)),
+      serialSockets: image.serialConsoles.map((_c, i) => sock(`serial${i}.sock`)),
       name: qemuName,
       memMiB: o.memMiB,
       smp: o.smp,
       // Paused until every console is attached; a second QMP socket for other processes.
-      extraArgs: ['-S', '-qmp', `unix:${sock('qmp-control.sock')},server=on,wait=off`, ...(o.extraArgs ?? [])],
+      extraArgs: [
+        '-S',
+        '-qmp',
+        `unix:${sock('qmp-control.sock')},server=on,wait=off`,
+        ...(o.extraArgs ?? []),
+      ],
     });
     const plan: LaunchPlan = {
       vmId,
@@ -110,14 +153,16 @@ export class Supervisor {
       commandLine: formatCommandLine(binary, boot.argv),
       board: image.board,
       arch: image.arch,
-      accel: accel.best,
-      accelWhy: accel.why,
+      accel: boot.accel,
+      accelWhy:
+        boot.accel === accel.best ? accel.why : `${accel.why}; this board has no KVM CPU model, so TCG`,
       consoles: boot.consoles,
       monitorSocket: sock('monitor.sock'),
       qmpSocket: sock('qmp.sock'),
       qmpControlSocket: sock('qmp-control.sock'),
       sshPort: boot.sshPort,
       vmDir,
+      env: boot.env,
       parentId: o.parentId,
       depth: o.depth,
     };
@@ -127,7 +172,10 @@ export class Supervisor {
     this.vms.set(vmId, vm);
     vm.on('changed', () => this.opts.hub.emit('vm.changed', vm.summary()));
     vm.on('exit', () => {
-      writeFileSync(path.join(vmDir, 'last-exit.json'), JSON.stringify({ ...vm.exit, lastLines: vm.lastLines, at: Date.now() }));
+      writeFileSync(
+        path.join(vmDir, 'last-exit.json'),
+        JSON.stringify({ ...vm.exit, lastLines: vm.lastLines, at: Date.now() }),
+      );
       rmSync(sockDir, { recursive: true, force: true });
     });
     this.opts.hub.emit('vm.changed', vm.summary());

@@ -31,6 +31,7 @@ export interface LaunchPlan {
   qmpControlSocket: string;
   sshPort?: number;
   vmDir: string; // logs live here
+  env?: Record<string, string>; // added to QEMU's environment (runqemu sets QEMU_AUDIO_DRV=none)
   parentId?: string;
   depth?: number;
 }
@@ -94,7 +95,7 @@ export class Vm extends EventEmitter<{ changed: []; exit: [] }> {
   async start(): Promise<void> {
     const p = this.plan;
     this.consoleLog = createWriteStream(path.join(p.vmDir, 'console.log'), { flags: 'a' });
-    const proc = spawnQemu(p.binary, p.argv, { cwd: p.vmDir });
+    const proc = spawnQemu(p.binary, p.argv, { cwd: p.vmDir, env: { ...process.env, ...p.env } });
     this.proc = proc;
     proc.stderr?.setEncoding('utf8');
     proc.stderr?.on('data', (t: string) => {
@@ -143,7 +144,8 @@ export class Vm extends EventEmitter<{ changed: []; exit: [] }> {
     this.sockets.push(qmpSock);
     this.qmp = new Qmp(qmpSock);
     this.qmp.on('event', (ev) => {
-      if (ev.event === 'SHUTDOWN' && (ev.data as { guest?: boolean } | undefined)?.guest) this.guestShutdown = true;
+      if (ev.event === 'SHUTDOWN' && (ev.data as { guest?: boolean } | undefined)?.guest)
+        this.guestShutdown = true;
     });
     await this.qmp.handshake();
     for (const c of p.consoles) {
@@ -173,7 +175,8 @@ export class Vm extends EventEmitter<{ changed: []; exit: [] }> {
     if (!this.kernelVersion) this.kernelVersion = MilestoneTracker.kernelVersion(text);
     const reached = this.milestones.feed(text);
     if (reached.length === 0) return;
-    if ((reached.includes('login') || reached.includes('shell')) && this.state === 'booting') this.transition('running');
+    if ((reached.includes('login') || reached.includes('shell')) && this.state === 'booting')
+      this.transition('running');
     else this.emit('changed');
   }
 
@@ -195,7 +198,8 @@ export class Vm extends EventEmitter<{ changed: []; exit: [] }> {
       .split('\n')
       .map((l) => l.trim())
       .filter(Boolean);
-    const line = lines.find((l) => /error|invalid|unsupported|could not|failed|no such/i.test(l)) ?? lines.at(-1);
+    const line =
+      lines.find((l) => /error|invalid|unsupported|could not|failed|no such/i.test(l)) ?? lines.at(-1);
     const code = this.proc?.exitCode;
     return line
       ? `QEMU refused to start: ${line.replace(/^qemu-system-\S+: /, '')}`
@@ -216,7 +220,9 @@ export class Vm extends EventEmitter<{ changed: []; exit: [] }> {
         .toString('utf8')
         .replace(/\r/g, '')
         .split('\n');
-      this.lastLines = [...tail.slice(-LAST_LINES), ...this.stderr.trim().split('\n').filter(Boolean)].slice(-LAST_LINES);
+      this.lastLines = [...tail.slice(-LAST_LINES), ...this.stderr.trim().split('\n').filter(Boolean)].slice(
+        -LAST_LINES,
+      );
     }
     this.transition(clean ? 'stopped' : 'crashed');
     this.onExited();
@@ -290,7 +296,11 @@ function within(p: Promise<unknown>, ms: number): Promise<boolean> {
 }
 
 /** QEMU creates its listening sockets during start-up; retry briefly until they accept. */
-async function connectWhenReady(socketPath: string, gone: () => boolean, timeoutMs = 15_000): Promise<Socket> {
+async function connectWhenReady(
+  socketPath: string,
+  gone: () => boolean,
+  timeoutMs = 15_000,
+): Promise<Socket> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -304,7 +314,8 @@ async function connectWhenReady(socketPath: string, gone: () => boolean, timeout
       });
     } catch (e) {
       if (gone()) throw new Error('QEMU exited before its sockets were ready');
-      if (Date.now() > deadline) throw new Error(`QEMU did not open ${path.basename(socketPath)}: ${(e as Error).message}`);
+      if (Date.now() > deadline)
+        throw new Error(`QEMU did not open ${path.basename(socketPath)}: ${(e as Error).message}`);
       await new Promise((r) => setTimeout(r, 25));
     }
   }
