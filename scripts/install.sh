@@ -34,6 +34,9 @@ if ! (cd node_modules/electron && timeout 300 node install.js >/dev/null 2>&1); 
   echo "note: Electron's binary could not be downloaded (offline?); 'npm start' will use lab mode"
 fi
 
+echo "==> QEMU bundle (resources/qemu/linux-<arch>, relocatable, from Debian's QEMU)"
+npm run --silent bundle:qemu
+
 echo "==> demo guests"
 npm run --silent guests
 

@@ -1,14 +1,17 @@
 // `stacklab doctor`: which QEMU is in use and why, what it can emulate, and which
 // accelerators really work here (probed by starting a VM, not by looking for /dev/kvm).
 
-import { bundledQemuFromEnv } from '../engine/paths.ts';
+import { stacklabHome } from '../engine/paths.ts';
 import { probeAccelerators } from '../engine/qemu/accel.ts';
-import { findQemu, listMachines, qemuVersion } from '../engine/qemu/discovery.ts';
+import { listMachines, qemuVersion } from '../engine/qemu/discovery.ts';
+import { selectQemu } from '../engine/qemu/select.ts';
+import { createSettings } from '../engine/settings.ts';
 
 export interface DoctorReport {
   ok: boolean;
   error?: string;
   qemu?: { source: string; why: string; dir: string };
+  bundle?: { root: string; present: boolean; ok?: boolean; version?: string; problems: string[] };
   binaries: Array<{
     name: string;
     path: string;
@@ -22,12 +25,16 @@ export interface DoctorReport {
 }
 
 export async function doctor(env: NodeJS.ProcessEnv = process.env): Promise<DoctorReport> {
-  let install: Awaited<ReturnType<typeof findQemu>>;
+  let choice: Awaited<ReturnType<typeof selectQemu>>;
   try {
-    install = await findQemu({ bundledDir: bundledQemuFromEnv(env), env });
+    choice = await selectQemu({
+      env,
+      configuredPath: createSettings({ cwd: stacklabHome(env) }).get('qemuPath'),
+    });
   } catch (e) {
     return { ok: false, error: (e as Error).message, binaries: [] };
   }
+  const install = choice.install;
   const binaries: DoctorReport['binaries'] = [];
   for (const [name, bin] of Object.entries(install.systems)) {
     const [version, machines, accel] = await Promise.all([
@@ -49,6 +56,13 @@ export async function doctor(env: NodeJS.ProcessEnv = process.env): Promise<Doct
   return {
     ok: binaries.length > 0,
     qemu: { source: install.source, why: install.why, dir: install.dir },
+    bundle: {
+      root: choice.bundle.root,
+      present: choice.bundle.present,
+      ok: choice.bundle.check?.ok,
+      version: choice.bundle.check?.version ?? undefined,
+      problems: choice.bundle.check?.problems ?? [],
+    },
     binaries,
     img,
   };
@@ -60,6 +74,14 @@ export function printDoctor(r: DoctorReport): void {
     return;
   }
   console.log(`QEMU: ${r.qemu?.source} (${r.qemu?.dir}) — ${r.qemu?.why}`);
+  if (r.bundle?.present) {
+    console.log(
+      r.bundle.ok
+        ? `bundle: ${r.bundle.root} — QEMU ${r.bundle.version}, every file matches its manifest`
+        : `bundle: ${r.bundle.root} — DAMAGED: ${r.bundle.problems.slice(0, 5).join('; ')}`,
+    );
+  } else if (r.bundle)
+    console.log(`bundle: none in ${r.bundle.root} (a development checkout uses the system QEMU)`);
   for (const b of r.binaries) {
     console.log(`\n${b.name}  ${b.version}\n  ${b.path}`);
     console.log(

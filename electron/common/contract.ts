@@ -81,6 +81,8 @@ export const TermTarget = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('host') }),
   z.object({ kind: z.literal('serial'), vmId: Id, index: z.number().int().min(0).default(0) }),
   z.object({ kind: z.literal('monitor'), vmId: Id }),
+  // Foreign userspace straight on the host kernel: a shell in an image's root filesystem under qemu-user.
+  z.object({ kind: z.literal('usermode'), imageId: Id, arch: z.string().min(1).max(32).optional() }),
 ]);
 export type TermTarget = z.infer<typeof TermTarget>;
 

@@ -1,14 +1,16 @@
 // createEngine(): the engine assembled. Every front end (Electron main, lab mode, CLI,
 // tests) calls this and then talks to it only through `dispatcher` and `hub`.
-import type { TermTarget } from '../common/contract.ts';
 import { Dispatcher, EventHub, type Handlers } from './engine.ts';
 import { hostInfo } from './host.ts';
 import { ImageService } from './images/service.ts';
 import { Library } from './library.ts';
-import { bundledQemuFromEnv, stacklabHome } from './paths.ts';
-import { findQemu, type QemuInstall } from './qemu/discovery.ts';
+import { stacklabHome } from './paths.ts';
+import type { QemuInstall } from './qemu/discovery.ts';
+import { selectQemu } from './qemu/select.ts';
 import { createSettings, type Settings } from './settings.ts';
-import { Terminals } from './term/terminals.ts';
+import { type ChannelTarget, Terminals } from './term/terminals.ts';
+import { rootfsForImage } from './usermode/rootfs.ts';
+import { openUsermode } from './usermode/run.ts';
 import { Supervisor } from './vm/supervisor.ts';
 
 export interface Engine {
@@ -32,20 +34,18 @@ export async function createEngine(
   const settings = opts.settings ?? createSettings({ cwd: home });
   let qemuFound: Promise<QemuInstall> | undefined;
   const qemu = () => {
-    qemuFound ??= findQemu({
-      bundledDir: bundledQemuFromEnv(env),
-      configuredPath: settings.get('qemuPath'),
-      env,
-    }).catch((e) => {
-      qemuFound = undefined; // let the user install QEMU and try again without restarting
-      throw e;
-    });
+    qemuFound ??= selectQemu({ configuredPath: settings.get('qemuPath'), env })
+      .then((c) => c.install)
+      .catch((e: unknown) => {
+        qemuFound = undefined; // let the user install QEMU and try again without restarting
+        throw e;
+      });
     return qemuFound;
   };
   const library = new Library(env);
   const images = new ImageService(library, hub, () => settings.get('catalogueUrls'), env);
   const supervisor = new Supervisor({ home, hub, qemu, env });
-  const channelFor = (t: Exclude<TermTarget, { kind: 'host' }>) => {
+  const channelFor = (t: ChannelTarget) => {
     const vm = supervisor.get(t.vmId);
     if (t.kind === 'monitor') return { title: `${vm.plan.name} — QEMU monitor`, channel: vm.monitor };
     const ch = vm.consoles[t.index];
@@ -91,7 +91,42 @@ export async function createEngine(
       const text = vm.consoles[0]?.history().toString('utf8') ?? '';
       return { text: `$ ${vm.plan.commandLine}\n\n${text}` };
     },
-    'term.open': async (p) => terminals.open(p.target, p.cols, p.rows),
+    'term.open': async (p) => {
+      const t = p.target;
+      if (t.kind !== 'usermode') return terminals.open(t, p.cols, p.rows);
+      // Unpacking a root filesystem the first time can take a while: show it as a task.
+      if (process.platform !== 'linux') throw new Error('user-mode emulation runs on Linux hosts only');
+      const taskId = `um-${t.imageId}`.slice(0, 100);
+      const label = `Preparing ${t.imageId}'s root filesystem`;
+      hub.emit('progress', { taskId, label, state: 'running', done: 0, unit: 'items' });
+      try {
+        const rootfs = await rootfsForImage(t.imageId, library, env);
+        const spec = await openUsermode(rootfs, [], {
+          arch: t.arch,
+          env,
+          onNote: (message: string) =>
+            hub.emit('progress', { taskId, label, state: 'running', done: 0, unit: 'items', message }),
+        });
+        hub.emit('progress', { taskId, label, state: 'done', done: 1, total: 1, unit: 'items' });
+        return terminals.openProcess(
+          t,
+          spec,
+          `${t.imageId} userspace on this kernel (qemu-${spec.arch})`,
+          p.cols,
+          p.rows,
+        );
+      } catch (e) {
+        hub.emit('progress', {
+          taskId,
+          label,
+          state: 'failed',
+          done: 0,
+          unit: 'items',
+          message: (e as Error).message,
+        });
+        throw e;
+      }
+    },
     'term.input': async (p) => {
       terminals.input(p.termId, p.data);
       return { ok: true as const };

@@ -67,7 +67,3 @@ export function resourcesDir(): string {
   return path.join(appRoot(), 'resources');
 }
 
-/** The bundled QEMU's bin dir when STACKLAB_QEMU_BUNDLE names a bundle root (tests, relocated bundles). */
-export function bundledQemuFromEnv(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  return env.STACKLAB_QEMU_BUNDLE ? path.join(path.resolve(env.STACKLAB_QEMU_BUNDLE), 'bin') : undefined;
-}

@@ -65,7 +65,10 @@ describe.skipIf(!guests)('boot the demo guests in real QEMU', () => {
 
   it('SIGKILL of the engine mid-boot leaves no QEMU behind', async () => {
     const e = env();
-    const child = spawn(process.execPath, [CLI, 'boot', 'demo-qemuarm64', '--headless'], { env: e, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'boot', 'demo-qemuarm64', '--headless'], {
+      env: e,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     const pid = await new Promise<number>((resolve, reject) => {
       child.stdout.on('data', (b) => {
@@ -78,7 +81,8 @@ describe.skipIf(!guests)('boot the demo guests in real QEMU', () => {
     expect(qemuPids('stacklab-demo-qemuarm64')).toContain(pid);
     child.kill('SIGKILL');
     const deadline = Date.now() + 5000;
-    while (Date.now() < deadline && qemuPids('stacklab-demo-qemuarm64').length > 0) await new Promise((r) => setTimeout(r, 100));
+    while (Date.now() < deadline && qemuPids('stacklab-demo-qemuarm64').length > 0)
+      await new Promise((r) => setTimeout(r, 100));
     expect(qemuPids('stacklab-demo-qemuarm64')).toEqual([]);
     // The next engine starts cleanly and nothing is listed as running.
     const ps = await runCli(['ps', '--json'], { env: e });
@@ -122,7 +126,10 @@ describe.skipIf(!guests)('bad input gets one clear line, a non-zero exit, and th
   it('a qemuboot.conf naming a machine this QEMU lacks', async () => {
     const dir = copy();
     const c = conf(dir);
-    writeFileSync(c, readFileSync(c, 'utf8').replace(/^qb_machine = .*$/m, 'qb_machine = -machine nosuchboard'));
+    writeFileSync(
+      c,
+      readFileSync(c, 'utf8').replace(/^qb_machine = .*$/m, 'qb_machine = -machine nosuchboard'),
+    );
     const before = sha256(rootfsOf(dir));
     expectOneLine(await runCli(['boot', dir, '--run', 'true'], { env: env() }), /nosuchboard/);
     expect(sha256(rootfsOf(dir))).toBe(before);
@@ -142,12 +149,17 @@ describe.skipIf(!guests)('bad input gets one clear line, a non-zero exit, and th
   });
 
   it('no QEMU at all', async () => {
-    // PATH holds only node; no bundle; no configured path.
-    const e = { ...env(), PATH: path.dirname(process.execPath), STACKLAB_QEMU_BUNDLE: path.join(os.tmpdir(), 'no-such-bundle') };
+    // An empty PATH (node is started by its absolute path), no bundle, no configured path.
+    const emptyBin = tempHome('stacklab-empty-path-');
+    homes.push(emptyBin);
+    const e = { ...env(), PATH: emptyBin, STACKLAB_QEMU_BUNDLE: path.join(os.tmpdir(), 'no-such-bundle') };
     expectOneLine(await runCli(['boot', 'demo-qemuarm64', '--run', 'true'], { env: e }), /QEMU/);
   });
 
   it('an unknown image name', async () => {
-    expectOneLine(await runCli(['boot', 'no-such-image', '--run', 'true'], { env: env() }), /no image called/);
+    expectOneLine(
+      await runCli(['boot', 'no-such-image', '--run', 'true'], { env: env() }),
+      /no image called/,
+    );
   });
 });

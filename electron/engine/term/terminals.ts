@@ -16,7 +16,8 @@ import {
   type TermSource,
 } from './sources.ts';
 
-export type ChannelTarget = Exclude<TermTarget, { kind: 'host' }>;
+export type ChannelTarget = Extract<TermTarget, { kind: 'serial' | 'monitor' }>;
+export type ProcessTarget = Extract<TermTarget, { kind: 'host' | 'usermode' }>;
 
 export interface TerminalsOptions {
   hub: EventHub;
@@ -39,6 +40,47 @@ export class Terminals {
   constructor(private readonly opts: TerminalsOptions) {}
 
   open(target: TermTarget, cols: number, rows: number): { termId: string; title: string } {
+    if (target.kind === 'usermode')
+      throw new Error('a user-mode terminal needs its root filesystem prepared first: use openProcess');
+    if (target.kind === 'host') {
+      const shell = this.opts.hostShell ?? defaultHostShell();
+      return this.openProcess(
+        target,
+        shell,
+        `${shell.file.split(/[\\/]/).pop()} on this computer`,
+        cols,
+        rows,
+      );
+    }
+    return this.start(target, cols, rows, (on) => {
+      const r = this.opts.resolve(target);
+      return { source: attachChannel(r.channel, on), title: r.title };
+    });
+  }
+
+  /** A terminal on a program in a pty: the host shell, or a shell under qemu-user in a foreign rootfs. */
+  openProcess(
+    target: ProcessTarget,
+    shell: HostShell,
+    title: string,
+    cols: number,
+    rows: number,
+  ): { termId: string; title: string } {
+    return this.start(target, cols, rows, (on) => {
+      try {
+        return { source: spawnHostShell(shell, cols, rows, on), title };
+      } catch (e) {
+        throw new Error(`cannot start ${shell.file}: ${(e as Error).message.split('\n')[0]}`);
+      }
+    });
+  }
+
+  private start(
+    target: TermTarget,
+    _cols: number,
+    _rows: number,
+    make: (on: SourceEvents) => { source: TermSource; title: string },
+  ): { termId: string; title: string } {
     const id = this.newId();
     const s = { id, target, ended: false } as Session;
     // The gate may pause the source before spawn returns (a long history replay), so it
@@ -52,20 +94,9 @@ export class Terminals {
       },
       end: (code) => this.finish(s, code),
     };
-    let title: string;
-    if (target.kind === 'host') {
-      const shell = this.opts.hostShell ?? defaultHostShell();
-      try {
-        s.source = spawnHostShell(shell, cols, rows, on);
-      } catch (e) {
-        throw new Error(`cannot start ${shell.file}: ${(e as Error).message.split('\n')[0]}`);
-      }
-      title = `${shell.file.split(/[\\/]/).pop()} on this computer`;
-    } else {
-      const r = this.opts.resolve(target);
-      s.source = attachChannel(r.channel, on);
-      title = r.title;
-    }
+    const made = make(on);
+    s.source = made.source;
+    const title = made.title;
     this.sessions.set(id, s);
     s.source.start();
     return { termId: id, title };
@@ -95,7 +126,7 @@ export class Terminals {
 
   closeFor(vmId: string): void {
     for (const s of [...this.sessions.values()]) {
-      if (s.target.kind !== 'host' && s.target.vmId === vmId) this.close(s.id);
+      if ('vmId' in s.target && s.target.vmId === vmId) this.close(s.id);
     }
   }
 

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { VmSummary } from '../../common/contract.ts';
+import { bundleQemuArgs } from '../bundle/index.ts';
 import { workingBaseFor } from '../disk/workbase.ts';
 import type { EventHub } from '../engine.ts';
 import { buildBootPlan, formatCommandLine } from '../image/argv.ts';
@@ -12,6 +13,7 @@ import type { ImageDescriptor } from '../image/descriptor.ts';
 import { ensureDir, runtimeDir } from '../paths.ts';
 import { probeAccelerators } from '../qemu/accel.ts';
 import { listMachines, type MachineInfo, type QemuInstall } from '../qemu/discovery.ts';
+import { bundleRootOf } from '../qemu/select.ts';
 import { ensureOverlay, imageInfo, nextPowerOfTwo } from './overlay.ts';
 import { reapStale } from './process.ts';
 import { type LaunchPlan, Vm } from './vm.ts';
@@ -125,6 +127,7 @@ export class Supervisor {
     rmSync(sockDir, { recursive: true, force: true });
     mkdirSync(sockDir, { recursive: true, mode: 0o700 });
     const qemuName = `stacklab-${vmId}`;
+    const bundleRoot = bundleRootOf(qemu);
     const sock = (n: string) => path.join(sockDir, n);
     const boot = await buildBootPlan(image, {
       disk: { path: disk, format: 'qcow2' },
