@@ -344,6 +344,18 @@ async function kernelFor(
   );
 }
 
+/**
+ * The initramfs the Pi firmware would load: `initramfs <file> followkernel` in config.txt,
+ * or with `auto_initramfs=1` the one named after the kernel (kernel8.img → initramfs8).
+ */
+function initramfsOf(config: string, kernel: string): string | undefined {
+  const named = /^\s*initramfs\s+([A-Za-z0-9._-]+)/m.exec(config)?.[1];
+  if (named) return named;
+  if (/^\s*auto_initramfs\s*=\s*1\b/m.test(config))
+    return kernel.replace(/^kernel/i, 'initramfs').replace(/\.img$/i, '');
+  return undefined;
+}
+
 function machineHint(kernelName: string, stem: string): boolean {
   const m = /-(qemu[a-z0-9-]+)$/.exec(stem.replace(/\.rootfs$/, ''));
   return !!m && kernelName.includes(m[1]!);
@@ -426,7 +438,12 @@ async function diskPlan(
       const kdata = await fat.read(kname);
       const dtbs = fat.names.filter((n) => /^bcm27\d\d-rpi-.*\.dtb$|^bcm2837-rpi-.*\.dtb$/i.test(n));
       const wanted = /^\s*device_tree\s*=\s*(\S+)/m.exec(config)?.[1];
-      return { kname, kdata, dtbs, cmdline, wanted, read: fat.read };
+      const iname = initramfsOf(config, kname);
+      const initrd =
+        iname && lower.has(iname.toLowerCase())
+          ? { name: lower.get(iname.toLowerCase())!, data: await fat.read(lower.get(iname.toLowerCase())!) }
+          : undefined;
+      return { kname, kdata, dtbs, cmdline, wanted, initrd, read: fat.read };
     });
     if (!found) continue;
     const info = kernelArch(found.kdata.subarray(0, 64 * 1024));
@@ -435,6 +452,13 @@ async function diskPlan(
         `${label}: ${found.kname} on the boot partition is not a kernel image Stacklab recognises`,
       );
     const kernel: Staged = { role: 'kernel', name: found.kname, from: 'buffer', data: found.kdata };
+    // The firmware would load the initramfs beside the kernel; QEMU is given it directly.
+    const initrd: Staged[] = found.initrd
+      ? [{ role: 'initrd', name: found.initrd.name, from: 'buffer', data: found.initrd.data }]
+      : [];
+    const initrdOpt: QemubootKeys = found.initrd
+      ? { qb_opt_append: `-initrd @DEPLOY_DIR_IMAGE@/${found.initrd.name}` }
+      : {};
     const rootIndex = parts.find((p) => !p.fat && p.index !== part.index)?.index;
 
     if (found.dtbs.length > 0) {
@@ -481,6 +505,7 @@ async function diskPlan(
         qb_kernel_cmdline_append: append || 'rootwait',
         qb_network_device: '-device usb-net,netdev=net0',
         serial_consoles: '115200;ttyAMA0',
+        ...initrdOpt,
       };
       return {
         id: stem,
@@ -492,6 +517,7 @@ async function diskPlan(
         files: [
           disk,
           kernel,
+          ...initrd,
           { role: 'dtb', name: dtbName, from: 'buffer', data: dtbData },
           {
             role: 'qemuboot',
@@ -518,6 +544,7 @@ async function diskPlan(
       qb_fsinfo: 'wic:no-kernel-in-fs',
       qb_kernel_root: `/dev/vda${rootIndex ?? 2}`,
       serial_consoles: `115200;${g.console}`,
+      ...initrdOpt,
     };
     return {
       id: stem,
@@ -529,6 +556,7 @@ async function diskPlan(
       files: [
         disk,
         kernel,
+        ...initrd,
         {
           role: 'qemuboot',
           name: `${stem}.qemuboot.conf`,
