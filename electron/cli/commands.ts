@@ -4,8 +4,10 @@ import { createEngine, type Engine } from '../engine/index.ts';
 import { runInGuest } from '../engine/vm/guest-shell.ts';
 import { liveEntries } from '../engine/vm/process.ts';
 import type { Vm } from '../engine/vm/vm.ts';
+import { diskCommands } from './disk-commands.ts';
 import { doctor, printDoctor } from './doctor.ts';
 import { stopByRegistry } from './remote-stop.ts';
+import { stackCommands } from './stack-commands.ts';
 import { UsageError } from './usage-error.ts';
 import { usermodeCommands } from './usermode-commands.ts';
 
@@ -198,6 +200,8 @@ export const commands: Record<string, Command> = {
   },
 
   ...usermodeCommands,
+  ...stackCommands,
+  ...diskCommands,
 
   serve: {
     summary: 'lab mode: serve the app to a browser on 127.0.0.1',

@@ -8,7 +8,7 @@ const USAGE = `usage: stacklab <command> [options]
 
 commands:
 ${Object.entries(commands)
-  .map(([name, c]) => `  ${name.padEnd(14)} ${c.summary}`)
+  .map(([name, c]) => `  ${name.padEnd(18)} ${c.summary}`)
   .join('\n')}
 
 Run "stacklab <command> --help" for a command's options. Data lives in $STACKLAB_HOME.`;

@@ -116,6 +116,20 @@ export const CatalogueItem = z.object({
 });
 export type CatalogueItem = z.infer<typeof CatalogueItem>;
 
+export const SnapshotInfo = z.object({
+  id: z.string(),
+  name: z.string(),
+  sizeBytes: z.number(),
+  date: z.string(),
+  vmClock: z.number(),
+});
+export type SnapshotInfo = z.infer<typeof SnapshotInfo>;
+const SnapshotName = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9_][A-Za-z0-9._-]*$/, 'snapshot names are letters, digits and ._- (not starting with . or -)');
+
 const Empty = z.object({}).strict();
 const Ok = z.object({ ok: z.literal(true) });
 
@@ -150,6 +164,23 @@ export const requests = {
   'vm.restart': { params: z.object({ vmId: Id }).strict(), result: VmSummary },
   'vm.remove': { params: z.object({ vmId: Id }).strict(), result: Ok },
   'vm.log': { params: z.object({ vmId: Id }).strict(), result: z.object({ text: z.string() }) },
+  'disk.snapshots': { params: z.object({ vmId: Id }).strict(), result: z.array(SnapshotInfo) },
+  'disk.snapshot.take': { params: z.object({ vmId: Id, name: SnapshotName }).strict(), result: SnapshotInfo },
+  'disk.snapshot.revert': { params: z.object({ vmId: Id, name: SnapshotName }).strict(), result: SnapshotInfo },
+  'disk.snapshot.delete': { params: z.object({ vmId: Id, name: SnapshotName }).strict(), result: Ok },
+  // Back to the base image: the VM's changes and snapshots are dropped (the UI asks first).
+  'disk.reset': {
+    params: z.object({ vmId: Id }).strict(),
+    result: z.object({ freedBytes: z.number(), droppedSnapshots: z.number(), changed: z.boolean() }),
+  },
+  'disk.resize': {
+    params: z.object({ vmId: Id, sizeBytes: z.number().int().positive(), dropSnapshots: z.boolean().default(false) }).strict(),
+    result: z.object({ vmId: Id, previousBytes: z.number(), sizeBytes: z.number(), filesystemBytes: z.number() }).passthrough(),
+  },
+  'disk.usage': {
+    params: z.object({ vmId: Id }).strict(),
+    result: z.object({ overlayBytes: z.number(), baseBytes: z.number(), snapshots: z.number(), virtualBytes: z.number() }),
+  },
   'term.open': {
     params: z.object({ target: TermTarget, ...Size }).strict(),
     result: z.object({ termId: Id, title: z.string() }),

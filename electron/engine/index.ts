@@ -1,5 +1,6 @@
 // createEngine(): the engine assembled. Every front end (Electron main, lab mode, CLI,
 // tests) calls this and then talks to it only through `dispatcher` and `hub`.
+import { VmDisks } from './disks/vm-disks.ts';
 import { Dispatcher, EventHub, type Handlers } from './engine.ts';
 import { hostInfo } from './host.ts';
 import { ImageService } from './images/service.ts';
@@ -8,6 +9,7 @@ import { stacklabHome } from './paths.ts';
 import type { QemuInstall } from './qemu/discovery.ts';
 import { selectQemu } from './qemu/select.ts';
 import { createSettings, type Settings } from './settings.ts';
+import { Stacks } from './stack/stacks.ts';
 import { type ChannelTarget, Terminals } from './term/terminals.ts';
 import { rootfsForImage } from './usermode/rootfs.ts';
 import { openUsermode } from './usermode/run.ts';
@@ -19,6 +21,8 @@ export interface Engine {
   library: Library;
   images: ImageService;
   supervisor: Supervisor;
+  disks: VmDisks;
+  stacks: Stacks;
   terminals: Terminals;
   qemu(): Promise<QemuInstall>;
   dispose(): Promise<void>;
@@ -45,6 +49,22 @@ export async function createEngine(
   const library = new Library(env);
   const images = new ImageService(library, hub, () => settings.get('catalogueUrls'), env);
   const supervisor = new Supervisor({ home, hub, qemu, env });
+  const disks = new VmDisks({ supervisor, library, qemu }, env);
+  const stacks = new Stacks({
+    library,
+    supervisor,
+    qemu,
+    home,
+    onStep: (name, message) =>
+      hub.emit('progress', {
+        taskId: `stack-${name}`,
+        label: `Stack ${name}`,
+        state: 'running',
+        done: 0,
+        unit: 'items',
+        message,
+      }),
+  });
   const channelFor = (t: ChannelTarget) => {
     const vm = supervisor.get(t.vmId);
     if (t.kind === 'monitor') return { title: `${vm.plan.name} — QEMU monitor`, channel: vm.monitor };
@@ -91,6 +111,16 @@ export async function createEngine(
       const text = vm.consoles[0]?.history().toString('utf8') ?? '';
       return { text: `$ ${vm.plan.commandLine}\n\n${text}` };
     },
+    'disk.snapshots': (p) => disks.listSnapshots(p.vmId),
+    'disk.snapshot.take': (p) => disks.takeSnapshot(p.vmId, p.name),
+    'disk.snapshot.revert': (p) => disks.revertSnapshot(p.vmId, p.name),
+    'disk.snapshot.delete': async (p) => {
+      await disks.deleteSnapshot(p.vmId, p.name);
+      return { ok: true as const };
+    },
+    'disk.reset': async (p) => disks.reset(p.vmId),
+    'disk.resize': async (p) => ({ ...(await disks.resize(p.vmId, p.sizeBytes, { dropSnapshots: p.dropSnapshots })) }),
+    'disk.usage': async (p) => disks.usage(p.vmId),
     'term.open': async (p) => {
       const t = p.target;
       if (t.kind !== 'usermode') return terminals.open(t, p.cols, p.rows);
@@ -157,10 +187,13 @@ export async function createEngine(
     library,
     images,
     supervisor,
+    disks,
+    stacks,
     terminals,
     qemu,
     async dispose() {
       terminals.closeAll();
+      for (const st of stacks.list()) await stacks.down(st.spec.name).catch(() => undefined);
       await supervisor.dispose();
     },
   };

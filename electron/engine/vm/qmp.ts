@@ -1,8 +1,48 @@
 // A minimal QMP client: newline-delimited JSON over a stream socket. QEMU greets, we
 // negotiate capabilities, then commands are answered in order (QMP is strictly
-// request/response per connection) and asynchronous events arrive in between.
+// request/response per connection) and asynchronous events arrive in between. The
+// transport is a socket for a local QEMU, or a Channel through a parent guest's
+// virtio-serial port for a nested one.
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
+import type { Channel } from './channel.ts';
+
+export interface QmpTransport {
+  write(text: string): void;
+  onData(cb: (text: string) => void): void;
+  onClose(cb: () => void): void;
+  close(): void;
+}
+
+export function socketTransport(sock: Socket): QmpTransport {
+  sock.setEncoding('utf8');
+  sock.on('error', () => {
+    /* 'close' follows and rejects what is pending */
+  });
+  return {
+    write: (t) => sock.write(t),
+    onData: (cb) => sock.on('data', (t: string) => cb(t)),
+    onClose: (cb) => sock.on('close', cb),
+    close: () => sock.destroy(),
+  };
+}
+
+export function channelTransport(ch: Channel): QmpTransport {
+  const listeners: Array<(b: Buffer) => void> = [];
+  return {
+    write: (t) => ch.write(t),
+    onData: (cb) => {
+      const l = (b: Buffer) => cb(b.toString('utf8'));
+      listeners.push(l);
+      ch.on('data', l);
+    },
+    onClose: (cb) => ch.on('close', cb),
+    // The port outlives one nested QEMU: closing the client only stops listening.
+    close: () => {
+      for (const l of listeners) ch.off('data', l);
+    },
+  };
+}
 
 export interface QmpEvent {
   event: string;
@@ -21,14 +61,17 @@ export class Qmp extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
   private greeted: Promise<void>;
   closed = false;
 
-  constructor(private readonly sock: Socket) {
+  private readonly sock: QmpTransport;
+
+  constructor(transport: Socket | QmpTransport) {
     super();
+    const sock = 'onData' in transport ? transport : socketTransport(transport);
+    this.sock = sock;
     let onGreeting!: () => void;
     this.greeted = new Promise((r) => {
       onGreeting = r;
     });
-    sock.setEncoding('utf8');
-    sock.on('data', (text: string) => {
+    sock.onData((text: string) => {
       this.buf += text;
       for (let nl = this.buf.indexOf('\n'); nl >= 0; nl = this.buf.indexOf('\n')) {
         const line = this.buf.slice(0, nl).trim();
@@ -36,13 +79,10 @@ export class Qmp extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
         if (line) this.onMessage(line, onGreeting);
       }
     });
-    sock.on('close', () => {
+    sock.onClose(() => {
       this.closed = true;
       for (const p of this.queue.splice(0)) p.reject(new Error('QEMU closed the QMP connection'));
       this.emit('close');
-    });
-    sock.on('error', () => {
-      /* 'close' follows and rejects what is pending */
     });
   }
 
@@ -85,6 +125,8 @@ export class Qmp extends EventEmitter<{ event: [QmpEvent]; close: [] }> {
   }
 
   close(): void {
-    this.sock.destroy();
+    this.closed = true;
+    for (const p of this.queue.splice(0)) p.reject(new Error('QMP connection closed'));
+    this.sock.close();
   }
 }

@@ -25,8 +25,10 @@ export interface BootOptions {
   smp?: number;
   parentId?: string;
   depth?: number;
-  /** Extra QEMU arguments (nested stacks add virtio-serial ports this way). */
+  /** Extra QEMU arguments. */
   extraArgs?: string[];
+  /** virtio-serial ports to add, each wired to a socket the engine holds (stack agent, nested consoles). */
+  ports?: string[];
   /**
    * The disk the overlay sits on instead of the image's own (a derived working base, see
    * disk/workbase.ts). Left out: the VM's customised working base if it has one, else the image's.
@@ -127,8 +129,21 @@ export class Supervisor {
     rmSync(sockDir, { recursive: true, force: true });
     mkdirSync(sockDir, { recursive: true, mode: 0o700 });
     const qemuName = `stacklab-${vmId}`;
-    const bundleRoot = bundleRootOf(qemu);
     const sock = (n: string) => path.join(sockDir, n);
+    const ports = (o.ports ?? []).map((name, i) => ({ name, socket: sock(`port${i}.sock`) }));
+    const portArgs = ports.length
+      ? [
+          '-device',
+          'virtio-serial-pci,id=slports',
+          ...ports.flatMap((p, i) => [
+            '-chardev',
+            `socket,id=slport${i},path=${p.socket},server=on,wait=off`,
+            '-device',
+            `virtserialport,bus=slports.0,chardev=slport${i},name=${p.name}`,
+          ]),
+        ]
+      : [];
+    const bundleRoot = bundleRootOf(qemu);
     const boot = await buildBootPlan(image, {
       disk: { path: disk, format: 'qcow2' },
       accel: accel.best,
@@ -143,6 +158,7 @@ export class Supervisor {
         '-S',
         '-qmp',
         `unix:${sock('qmp-control.sock')},server=on,wait=off`,
+        ...portArgs,
         ...(o.extraArgs ?? []),
       ],
     });
@@ -163,6 +179,7 @@ export class Supervisor {
       monitorSocket: sock('monitor.sock'),
       qmpSocket: sock('qmp.sock'),
       qmpControlSocket: sock('qmp-control.sock'),
+      ports,
       sshPort: boot.sshPort,
       vmDir,
       env: boot.env,
@@ -189,6 +206,15 @@ export class Supervisor {
       throw e;
     }
     return vm;
+  }
+
+  /** Takes charge of a VM started elsewhere (a nested guest the stack agent runs). */
+  adopt(vm: Vm): void {
+    const running = this.vms.get(vm.id);
+    if (running && !running.exit) throw new Error(`${vm.id} is already running`);
+    this.vms.set(vm.id, vm);
+    vm.on('changed', () => this.opts.hub.emit('vm.changed', vm.summary()));
+    this.opts.hub.emit('vm.changed', vm.summary());
   }
 
   async stop(vmId: string, force = false): Promise<void> {

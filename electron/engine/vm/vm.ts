@@ -29,6 +29,8 @@ export interface LaunchPlan {
   monitorSocket: string;
   qmpSocket: string;
   qmpControlSocket: string;
+  /** Extra virtio-serial ports (name → socket) the engine talks through: the stack agent, nested consoles. */
+  ports?: Array<{ name: string; socket: string }>;
   sshPort?: number;
   vmDir: string; // logs live here
   env?: Record<string, string>; // added to QEMU's environment (runqemu sets QEMU_AUDIO_DRV=none)
@@ -53,22 +55,24 @@ export class Vm extends EventEmitter<{ changed: []; exit: [] }> {
   state: VmState = 'starting';
   readonly startedAt = Date.now();
   readonly consoles: Channel[] = [];
+  /** Channels on the extra virtio-serial ports, by port name. */
+  readonly ports = new Map<string, Channel>();
   monitor!: Channel;
   proc?: ChildProcess;
   qmp?: Qmp;
   kernelVersion?: string;
   exit?: { code: number | null; signal: string | null };
   lastLines?: string[];
-  private readonly milestones: MilestoneTracker;
+  protected readonly milestones: MilestoneTracker;
   private readonly sockets: Socket[] = [];
-  private readonly stats = new ProcStats();
+  protected readonly stats = new ProcStats();
   private usage: { cpuPercent?: number; rssBytes?: number } = {};
-  private statsTimer?: NodeJS.Timeout;
-  private stopRequested = false;
-  private guestShutdown = false;
-  private stderr = '';
-  private consoleLog?: WriteStream;
-  private exited: Promise<void>;
+  protected statsTimer?: NodeJS.Timeout;
+  protected stopRequested = false;
+  protected guestShutdown = false;
+  protected stderr = '';
+  protected consoleLog?: WriteStream;
+  protected exited: Promise<void>;
   private onExited!: () => void;
 
   constructor(readonly plan: LaunchPlan) {
@@ -161,6 +165,15 @@ export class Vm extends EventEmitter<{ changed: []; exit: [] }> {
       sock.on('error', () => undefined);
       this.consoles[c.index] = ch;
     }
+    for (const port of p.ports ?? []) {
+      const sock = await connectWhenReady(port.socket, () => this.proc?.exitCode !== null);
+      this.sockets.push(sock);
+      const ch = new Channel(port.name, 256 * 1024, sock);
+      sock.on('data', (b: Buffer) => ch.push(b));
+      sock.on('close', () => ch.end());
+      sock.on('error', () => undefined);
+      this.ports.set(port.name, ch);
+    }
     const mon = await connectWhenReady(p.monitorSocket, () => this.proc?.exitCode !== null);
     this.sockets.push(mon);
     this.monitor = new Channel('monitor', 64 * 1024, mon);
@@ -169,7 +182,7 @@ export class Vm extends EventEmitter<{ changed: []; exit: [] }> {
     mon.on('error', () => undefined);
   }
 
-  private onConsole(b: Buffer): void {
+  protected onConsole(b: Buffer): void {
     this.consoleLog?.write(b);
     const text = b.toString('latin1');
     if (!this.kernelVersion) this.kernelVersion = MilestoneTracker.kernelVersion(text);
@@ -186,7 +199,7 @@ export class Vm extends EventEmitter<{ changed: []; exit: [] }> {
     this.emit('changed');
   }
 
-  private transition(to: VmState): void {
+  protected transition(to: VmState): void {
     if (this.state === to) return;
     if (!NEXT[this.state].includes(to)) return; // late events after an end state are ignored
     this.state = to;
@@ -206,13 +219,19 @@ export class Vm extends EventEmitter<{ changed: []; exit: [] }> {
       : `QEMU exited during start-up (status ${code ?? this.proc?.signalCode})`;
   }
 
-  private onExit(code: number | null, signal: NodeJS.Signals | null): void {
+  /** The process is gone: its sockets, and so its channels, end with it. */
+  protected releaseChannels(): void {
+    for (const s of this.sockets) s.destroy();
+    for (const c of this.consoles) c?.end();
+    for (const c of this.ports.values()) c.end();
+    this.monitor?.end();
+  }
+
+  protected onExit(code: number | null, signal: NodeJS.Signals | null): void {
     clearInterval(this.statsTimer);
     this.exit = { code, signal };
     unregister(this.plan.vmId);
-    for (const s of this.sockets) s.destroy();
-    for (const c of this.consoles) c?.end();
-    this.monitor?.end();
+    this.releaseChannels();
     this.consoleLog?.end();
     const clean = this.stopRequested || (this.guestShutdown && code === 0);
     if (!clean) {

@@ -1,0 +1,84 @@
+// The seed stack for real: this x86-64 machine emulates a 64-bit Arm guest that emulates
+// an x86-64 guest. Depth 1 and depth 2 answer through the CLI; killing the parent QEMU
+// marks the nested guest lost, leaves no process, and the stack boots again.
+import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createEngine } from '../../electron/engine/index.ts';
+import { loadStack, PRESETS, parseStack } from '../../electron/engine/stack/model.ts';
+import { runInGuest } from '../../electron/engine/vm/guest-shell.ts';
+import { demoGuests, NO_GUESTS, runCli, tempHome } from '../helpers/cli.ts';
+
+const guests = demoGuests();
+const hasHost = guests?.some((g) => g.name === 'demo-qemuarm64-host');
+if (!hasHost) console.warn(`skipping stack tests: ${NO_GUESTS}`);
+const homes: string[] = [];
+afterAll(() => {
+  for (const h of homes) rmSync(h, { recursive: true, force: true });
+});
+const home = () => {
+  const h = tempHome();
+  homes.push(h);
+  return h;
+};
+
+function qemuPids(marker: string): number[] {
+  const r = spawnSync('pgrep', ['-f', `qemu-system-.*${marker}`], { encoding: 'utf8' });
+  return r.stdout.split('\n').filter(Boolean).map(Number);
+}
+
+describe('stack files', () => {
+  it('round-trips the presets and refuses bad files with one line', () => {
+    expect(loadStack('seed').vm.nested?.[0]?.image).toBe('demo-qemux86-64');
+    expect(() => parseStack('name: x\nvm: {name: a}\n', 'bad.yaml')).toThrow(/^bad.yaml at vm.image: /);
+    expect(() =>
+      parseStack('name: x\nvm: {name: a, image: i, nested: [{name: a, image: j}]}\n', 'dup.yaml'),
+    ).toThrow(/two VMs are called "a"/);
+    expect(() => parseStack(': : :', 'junk.yaml')).toThrow(/junk.yaml is not valid YAML/);
+    expect(() => loadStack('/no/such/stack.yaml')).toThrow(/neither a preset/);
+    expect(Object.keys(PRESETS)).toEqual(['seed', 'rpi3']);
+  });
+});
+
+describe.skipIf(!hasHost)('the seed stack in real QEMU', () => {
+  it('--run-at 1 prints aarch64 and --run-at 2 prints x86_64', async () => {
+    const env = { ...process.env, STACKLAB_HOME: home() };
+    const one = await runCli(['stack', 'up', 'seed', '--run-at', '1', 'uname -m'], {
+      env,
+      timeoutMs: 900_000,
+    });
+    expect(one.stdout.trim()).toBe('aarch64');
+    expect(one.code).toBe(0);
+    const two = await runCli(['stack', 'up', 'seed', '--run-at', '2', 'uname -m'], {
+      env,
+      timeoutMs: 1_500_000,
+    });
+    expect(two.stdout.trim()).toBe('x86_64');
+    expect(two.code).toBe(0);
+    expect(qemuPids('stacklab-seed-')).toEqual([]);
+  }, 2_500_000);
+
+  it('killing the parent QEMU marks the nested layer lost, leaves nothing, and the stack boots again', async () => {
+    const engine = await createEngine({ env: { ...process.env, STACKLAB_HOME: home() } });
+    try {
+      const stack = await engine.stacks.up(loadStack('seed'));
+      const [outer, inner] = stack.vms;
+      expect(inner?.depth).toBe(2);
+      // The parent's own shell still answers while the nested guest boots.
+      const r = await runInGuest(outer!.vm.consoles[0]!, 'stacklab-agent status', { timeoutMs: 300_000 });
+      expect(r.output).toMatch(/^x86 running \d+/m);
+      process.kill(outer!.vm.pid!, 'SIGKILL');
+      await inner!.vm.waitExit();
+      expect(inner!.vm.state).toBe('lost');
+      expect(outer!.vm.state).toBe('crashed');
+      expect(qemuPids('stacklab-seed-')).toEqual([]);
+      // And up again, reaching the parent's shell.
+      const again = await engine.stacks.up(loadStack('seed'));
+      const echo = await runInGuest(again.vms[0]!.vm.consoles[0]!, 'echo again', { timeoutMs: 300_000 });
+      expect(echo.output.trim()).toBe('again');
+    } finally {
+      await engine.dispose();
+    }
+    expect(qemuPids('stacklab-seed-')).toEqual([]);
+  }, 1_200_000);
+});
