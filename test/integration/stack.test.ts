@@ -56,7 +56,7 @@ describe.skipIf(!hasHost)('the seed stack in real QEMU', () => {
     expect(two.stdout.trim()).toBe('x86_64');
     expect(two.code).toBe(0);
     expect(qemuPids('stacklab-seed-')).toEqual([]);
-  }, 2_500_000);
+  }, 1_200_000);
 
   it('killing the parent QEMU marks the nested layer lost, leaves nothing, and the stack boots again', async () => {
     const engine = await createEngine({ env: { ...process.env, STACKLAB_HOME: home() } });

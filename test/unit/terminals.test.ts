@@ -78,7 +78,13 @@ beforeAll(() => {
 function setup() {
   hub = new EventHub();
   channels = new Map();
-  const env: NodeJS.ProcessEnv = { ...process.env, PS1: PROMPT, HOME: tmp, npm_config_prefix: '/x', LINES: '5' };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PS1: PROMPT,
+    HOME: tmp,
+    npm_config_prefix: '/x',
+    LINES: '5',
+  };
   delete env.ENV; // dash would source it
   terms = new Terminals({
     hub,

@@ -1,0 +1,188 @@
+// Assembling one guest's Yocto-style deploy directory from the unpacked Debian packages.
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { DebPackage } from './apt.ts';
+import { writeBmap } from './bmap.ts';
+import { makeBootVfat, makeExt4, makeTarBz2, makeWic } from './disk-images.ts';
+import { removeFdtNode } from './fdt.ts';
+import type { GuestSpec } from './guests.ts';
+import { initramfsName, RPI_BT_NODE, RPI_CMDLINE, RPI_DTB, rootfsBase } from './guests.ts';
+import { checkHostQemu, unpackHostQemu } from './host-qemu.ts';
+import { buildInitramfs } from './initramfs.ts';
+import { type KernelTree, moduleBytes, parseModinfo } from './kernel.ts';
+import { writeManifest, writeQemuboot } from './qemuboot.ts';
+import { writeUserspace } from './userspace.ts';
+
+export interface ArchInputs {
+  kernel: KernelTree;
+  kernelPkg: DebPackage;
+  busybox: string;
+  busyboxPkg: DebPackage;
+  applets: string[];
+}
+
+export interface BuildContext {
+  work: string; // scratch directory
+  out: string; // the build's top directory (deploy dirs go under it)
+  arch: Record<GuestSpec['debArch'], ArchInputs>;
+  hostQemu: { tarball: string; pkgs: DebPackage[] };
+  debianSuite: string;
+  log: (line: string) => void;
+}
+
+export interface GuestEntry {
+  name: string;
+  machine: string;
+  arch: string;
+  board: string;
+  description: string;
+  deployDir: string;
+  qemubootConf: string;
+}
+
+/** A stable UUID-shaped id derived from a name, so rebuilding gives the same file system ids. */
+function stableId(name: string): string {
+  const h = createHash('sha256').update(name).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+export async function buildGuest(spec: GuestSpec, ctx: BuildContext): Promise<GuestEntry> {
+  const inputs = ctx.arch[spec.debArch];
+  const deploy = path.join(ctx.out, spec.name);
+  const work = path.join(ctx.work, spec.name);
+  mkdirSync(deploy, { recursive: true });
+  mkdirSync(work, { recursive: true });
+  const base = rootfsBase(spec.machine);
+
+  ctx.log(`kernel ${inputs.kernel.kver} and initramfs modules: ${spec.initramfsModules.join(' ')}`);
+  copyFileSync(inputs.kernel.image, path.join(deploy, spec.kernelFile));
+  const mods = await inputs.kernel.resolve(spec.initramfsModules);
+  const initramfs = path.join(deploy, initramfsName(spec.machine));
+  await buildInitramfs(path.join(work, 'initramfs'), initramfs, inputs.busybox, mods);
+
+  const root = path.join(work, 'rootfs');
+  mkdirSync(root, { recursive: true });
+  const manifest: DebPackage[] = [inputs.kernelPkg, inputs.busyboxPkg];
+  if (spec.withHostQemu) {
+    ctx.log('root file system: Debian arm64 qemu-system-x86 and its libraries');
+    await unpackHostQemu(ctx.hostQemu.tarball, root);
+    manifest.push(...ctx.hostQemu.pkgs);
+  }
+  ctx.log('root file system: busybox userspace');
+  writeUserspace(root, {
+    busybox: inputs.busybox,
+    applets: inputs.applets,
+    hostname: spec.name,
+    consoles: spec.consoles,
+    loadModules: spec.rootfsModules,
+    extraDirs: spec.extraDirs,
+    prettyName: `Stacklab demo guest (${spec.machine}, from Debian ${ctx.debianSuite} packages)`,
+    debianSuite: ctx.debianSuite,
+  });
+  if (spec.rootfsModules.length) await installModules(inputs.kernel, spec.rootfsModules, root);
+  if (spec.withHostQemu) {
+    const version = await checkHostQemu(root);
+    ctx.log(`nested qemu-system-x86_64 ${version} runs under qemu-aarch64-static`);
+  }
+  writeManifest(path.join(deploy, `${base}.manifest`), manifest);
+  ctx.log('rootfs tarball (tar.bz2)');
+  await makeTarBz2(root, path.join(deploy, `${base}.tar.bz2`));
+
+  const ext4 = spec.layout === 'qemu' ? path.join(deploy, `${base}.ext4`) : path.join(work, 'root.ext4');
+  const ext4MiB = await makeExt4(root, ext4, {
+    label: 'root',
+    uuid: stableId(`${spec.name}-root`),
+    freeMiB: spec.freeMiB,
+  });
+  ctx.log(`ext4 root file system: ${ext4MiB} MiB`);
+
+  if (spec.layout === 'raspberrypi')
+    await raspberryPiDeploy(spec, inputs.kernel, initramfs, ext4, deploy, work, ctx);
+
+  const conf = path.join(deploy, `${base}.qemuboot.conf`);
+  writeQemuboot(conf, spec.qemuboot);
+  return {
+    name: spec.name,
+    machine: spec.machine,
+    arch: spec.arch,
+    board: spec.board,
+    description: spec.description,
+    deployDir: spec.name,
+    qemubootConf: path.join(spec.name, path.basename(conf)),
+  };
+}
+
+/** Copies modules (and their dependencies) into /lib/modules with a modules.dep busybox modprobe reads. */
+async function installModules(kernel: KernelTree, names: readonly string[], root: string): Promise<void> {
+  const mods = await kernel.resolve(names);
+  const dir = path.join(root, 'lib', 'modules', kernel.kver);
+  const deps: string[] = [];
+  for (const m of mods) {
+    const at = path.join(dir, m.rel.replace(/\.(xz|zst|gz)$/, ''));
+    mkdirSync(path.dirname(at), { recursive: true });
+    const bytes = await moduleBytes(m.file);
+    writeFileSync(at, bytes);
+    const own = parseModinfo(bytes).depends.map((d) => kernel.module(d)?.rel.replace(/\.(xz|zst|gz)$/, ''));
+    deps.push(`${m.rel.replace(/\.(xz|zst|gz)$/, '')}: ${own.filter(Boolean).join(' ')}`.trimEnd());
+  }
+  writeFileSync(path.join(dir, 'modules.dep'), `${deps.join('\n')}\n`);
+  for (const f of ['modules.builtin', 'modules.order'])
+    copyFileSync(path.join(kernel.modulesDir, f), path.join(dir, f));
+}
+
+/**
+ * meta-raspberrypi's deploy layout: the kernel as Image, the board's dtb, bootfiles/ with
+ * config.txt and cmdline.txt, and a .wic SD card image whose FAT boot partition holds the
+ * kernel as kernel8.img (QEMU does not run the Pi firmware; the engine reads these itself).
+ */
+async function raspberryPiDeploy(
+  spec: GuestSpec,
+  kernel: KernelTree,
+  initramfs: string,
+  ext4: string,
+  deploy: string,
+  work: string,
+  ctx: BuildContext,
+): Promise<void> {
+  const base = rootfsBase(spec.machine);
+  // What the firmware's dtoverlay=disable-bt does on a real Pi 3: the PL011 UART becomes ttyAMA0
+  // instead of the Bluetooth link, which QEMU's raspi3b has no chip for.
+  const dtb = removeFdtNode(readFileSync(kernel.dtb(`broadcom/${RPI_DTB}`)), RPI_BT_NODE);
+  writeFileSync(path.join(deploy, RPI_DTB), dtb);
+
+  const boot = path.join(work, 'boot');
+  mkdirSync(boot, { recursive: true });
+  copyFileSync(kernel.image, path.join(boot, 'kernel8.img'));
+  writeFileSync(path.join(boot, RPI_DTB), dtb);
+  copyFileSync(initramfs, path.join(boot, 'initrd.img'));
+  writeFileSync(path.join(boot, 'cmdline.txt'), `${RPI_CMDLINE}\n`);
+  writeFileSync(path.join(boot, 'config.txt'), CONFIG_TXT);
+  mkdirSync(path.join(deploy, 'bootfiles'), { recursive: true });
+  for (const f of ['cmdline.txt', 'config.txt'])
+    copyFileSync(path.join(boot, f), path.join(deploy, 'bootfiles', f));
+
+  const bootFiles = ['kernel8.img', RPI_DTB, 'initrd.img', 'cmdline.txt', 'config.txt'].map((f) =>
+    path.join(boot, f),
+  );
+  const bytes = bootFiles.reduce((n, f) => n + readFileSync(f).length, 0);
+  const bootMiB = Math.max(48, Math.ceil((bytes * 1.1) / (1024 * 1024)) + 8);
+  const vfat = path.join(work, 'boot.vfat');
+  await makeBootVfat(vfat, bootMiB, bootFiles, '5354414b');
+  const wic = path.join(deploy, `${base}.wic`);
+  const layout = await makeWic(wic, vfat, ext4, '5354414b');
+  ctx.log(
+    `SD card image: ${(layout.totalBytes / 1048576).toFixed(0)} MiB (boot ${bootMiB} MiB + root ${layout.rootMiB} MiB)`,
+  );
+  writeBmap(wic, `${wic}.bmap`);
+}
+
+const CONFIG_TXT = `# Raspberry Pi firmware settings for the Stacklab demo SD card (meta-raspberrypi style).
+# The dtb here is Debian's bcm2837-rpi-3-b.dtb with uart0's Bluetooth node removed, which is
+# what dtoverlay=disable-bt does: the PL011 UART is then the serial console, ttyAMA0.
+arm_64bit=1
+enable_uart=1
+kernel=kernel8.img
+device_tree=bcm2837-rpi-3-b.dtb
+initramfs initrd.img followkernel
+`;
