@@ -128,7 +128,18 @@ const SnapshotName = z
   .string()
   .min(1)
   .max(64)
-  .regex(/^[A-Za-z0-9_][A-Za-z0-9._-]*$/, 'snapshot names are letters, digits and ._- (not starting with . or -)');
+  .regex(
+    /^[A-Za-z0-9_][A-Za-z0-9._-]*$/,
+    'snapshot names are letters, digits and ._- (not starting with . or -)',
+  );
+
+export const StackPreset = z.object({
+  name: z.string(),
+  title: z.string(),
+  description: z.string(),
+  layers: z.array(z.object({ name: z.string(), image: z.string(), depth: z.number().int() })),
+});
+export type StackPreset = z.infer<typeof StackPreset>;
 
 const Empty = z.object({}).strict();
 const Ok = z.object({ ok: z.literal(true) });
@@ -166,7 +177,10 @@ export const requests = {
   'vm.log': { params: z.object({ vmId: Id }).strict(), result: z.object({ text: z.string() }) },
   'disk.snapshots': { params: z.object({ vmId: Id }).strict(), result: z.array(SnapshotInfo) },
   'disk.snapshot.take': { params: z.object({ vmId: Id, name: SnapshotName }).strict(), result: SnapshotInfo },
-  'disk.snapshot.revert': { params: z.object({ vmId: Id, name: SnapshotName }).strict(), result: SnapshotInfo },
+  'disk.snapshot.revert': {
+    params: z.object({ vmId: Id, name: SnapshotName }).strict(),
+    result: SnapshotInfo,
+  },
   'disk.snapshot.delete': { params: z.object({ vmId: Id, name: SnapshotName }).strict(), result: Ok },
   // Back to the base image: the VM's changes and snapshots are dropped (the UI asks first).
   'disk.reset': {
@@ -174,13 +188,30 @@ export const requests = {
     result: z.object({ freedBytes: z.number(), droppedSnapshots: z.number(), changed: z.boolean() }),
   },
   'disk.resize': {
-    params: z.object({ vmId: Id, sizeBytes: z.number().int().positive(), dropSnapshots: z.boolean().default(false) }).strict(),
-    result: z.object({ vmId: Id, previousBytes: z.number(), sizeBytes: z.number(), filesystemBytes: z.number() }).passthrough(),
+    params: z
+      .object({ vmId: Id, sizeBytes: z.number().int().positive(), dropSnapshots: z.boolean().default(false) })
+      .strict(),
+    result: z
+      .object({ vmId: Id, previousBytes: z.number(), sizeBytes: z.number(), filesystemBytes: z.number() })
+      .passthrough(),
   },
   'disk.usage': {
     params: z.object({ vmId: Id }).strict(),
-    result: z.object({ overlayBytes: z.number(), baseBytes: z.number(), snapshots: z.number(), virtualBytes: z.number() }),
+    result: z.object({
+      overlayBytes: z.number(),
+      baseBytes: z.number(),
+      snapshots: z.number(),
+      virtualBytes: z.number(),
+    }),
   },
+  'stack.presets': { params: Empty, result: z.array(StackPreset) },
+  // Boots the whole stack; resolves once every layer's QEMU runs (inner guests still booting).
+  // Steps arrive as `progress` events with taskId `stack-<name>`.
+  'stack.up': {
+    params: z.object({ preset: z.string().min(1).max(64) }).strict(),
+    result: z.object({ name: z.string(), vmIds: z.array(Id) }),
+  },
+  'stack.down': { params: z.object({ name: z.string().min(1).max(64) }).strict(), result: Ok },
   'term.open': {
     params: z.object({ target: TermTarget, ...Size }).strict(),
     result: z.object({ termId: Id, title: z.string() }),

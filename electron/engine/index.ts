@@ -9,6 +9,7 @@ import { stacklabHome } from './paths.ts';
 import type { QemuInstall } from './qemu/discovery.ts';
 import { selectQemu } from './qemu/select.ts';
 import { createSettings, type Settings } from './settings.ts';
+import { flatten, PRESETS } from './stack/model.ts';
 import { Stacks } from './stack/stacks.ts';
 import { type ChannelTarget, Terminals } from './term/terminals.ts';
 import { rootfsForImage } from './usermode/rootfs.ts';
@@ -119,8 +120,50 @@ export async function createEngine(
       return { ok: true as const };
     },
     'disk.reset': async (p) => disks.reset(p.vmId),
-    'disk.resize': async (p) => ({ ...(await disks.resize(p.vmId, p.sizeBytes, { dropSnapshots: p.dropSnapshots })) }),
+    'disk.resize': async (p) => ({
+      ...(await disks.resize(p.vmId, p.sizeBytes, { dropSnapshots: p.dropSnapshots })),
+    }),
     'disk.usage': async (p) => disks.usage(p.vmId),
+    'stack.presets': async () =>
+      Object.values(PRESETS).map((st) => ({
+        name: st.name,
+        title: st.title ?? st.name,
+        description: st.description ?? '',
+        layers: flatten(st).map((l) => ({ name: l.vm.name, image: l.vm.image, depth: l.depth })),
+      })),
+    'stack.up': async (p) => {
+      const spec = PRESETS[p.preset];
+      if (!spec) throw new Error(`no stack preset called ${p.preset} (${Object.keys(PRESETS).join(', ')})`);
+      const taskId = `stack-${spec.name}`;
+      const label = `Stack ${spec.name}`;
+      try {
+        const st = await stacks.up(spec);
+        hub.emit('progress', {
+          taskId,
+          label,
+          state: 'done',
+          done: 1,
+          total: 1,
+          unit: 'items',
+          message: 'every layer is running',
+        });
+        return { name: spec.name, vmIds: st.vms.map((v) => v.vm.id) };
+      } catch (e) {
+        hub.emit('progress', {
+          taskId,
+          label,
+          state: 'failed',
+          done: 0,
+          unit: 'items',
+          message: (e as Error).message,
+        });
+        throw e;
+      }
+    },
+    'stack.down': async (p) => {
+      await stacks.down(p.name);
+      return { ok: true as const };
+    },
     'term.open': async (p) => {
       const t = p.target;
       if (t.kind !== 'usermode') return terminals.open(t, p.cols, p.rows);
