@@ -11,6 +11,7 @@ const benches: Bench[] = [
   { name: 'images', run: async () => (await import('./images.ts')).benchImages() },
   { name: 'usermode', run: async () => (await import('./usermode.ts')).benchUsermode() },
   { name: 'disks', run: async () => (await import('./disks.ts')).benchDisks() },
+  { name: 'flash', run: async () => (await import('./flash.ts')).benchFlash() },
 ];
 
 const rows: BenchRow[] = [];

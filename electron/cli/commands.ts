@@ -5,6 +5,7 @@ import { runInGuest } from '../engine/vm/guest-shell.ts';
 import { liveEntries } from '../engine/vm/process.ts';
 import type { Vm } from '../engine/vm/vm.ts';
 import { diskCommands } from './disk-commands.ts';
+import { flashCommands } from './flash-commands.ts';
 import { doctor, printDoctor } from './doctor.ts';
 import { stopByRegistry } from './remote-stop.ts';
 import { stackCommands } from './stack-commands.ts';
@@ -202,6 +203,7 @@ export const commands: Record<string, Command> = {
   ...usermodeCommands,
   ...stackCommands,
   ...diskCommands,
+  ...flashCommands,
 
   serve: {
     summary: 'lab mode: serve the app to a browser on 127.0.0.1',
