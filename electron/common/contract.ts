@@ -211,6 +211,19 @@ export const requests = {
     params: z.object({ preset: z.string().min(1).max(64) }).strict(),
     result: z.object({ name: z.string(), vmIds: z.array(Id) }),
   },
+  // Runs the same CPU benchmark on the host, in user mode and at every layer of a running stack.
+  'stack.layerTax': {
+    params: z.object({ name: z.string().min(1).max(64) }).strict(),
+    result: z.array(
+      z.object({
+        layer: z.string(),
+        kind: z.enum(['host', 'usermode', 'guest', 'nested']),
+        seconds: z.number(),
+        factor: z.number(),
+        why: z.string(),
+      }),
+    ),
+  },
   'stack.down': { params: z.object({ name: z.string().min(1).max(64) }).strict(), result: Ok },
   'term.open': {
     params: z.object({ target: TermTarget, ...Size }).strict(),

@@ -9,11 +9,19 @@ import { stacklabHome } from './paths.ts';
 import type { QemuInstall } from './qemu/discovery.ts';
 import { selectQemu } from './qemu/select.ts';
 import { createSettings, type Settings } from './settings.ts';
+import {
+  type LayerTax,
+  measureCommand,
+  measureGuest,
+  measureHost,
+  TAX_SCRIPT,
+  taxRows,
+} from './stack/layer-tax.ts';
 import { flatten, PRESETS } from './stack/model.ts';
 import { Stacks } from './stack/stacks.ts';
 import { type ChannelTarget, Terminals } from './term/terminals.ts';
-import { rootfsForImage } from './usermode/rootfs.ts';
-import { openUsermode } from './usermode/run.ts';
+import { prepareRootfs, rootfsForImage } from './usermode/rootfs.ts';
+import { openUsermode, usermodeCommand } from './usermode/run.ts';
 import { Supervisor } from './vm/supervisor.ts';
 
 export interface Engine {
@@ -159,6 +167,32 @@ export async function createEngine(
         });
         throw e;
       }
+    },
+    'stack.layerTax': async (p) => {
+      const st = stacks.get(p.name);
+      if (!st) throw new Error(`stack ${p.name} is not up`);
+      const rows: Array<{ layer: string; kind: LayerTax['kind']; seconds: number }> = [
+        { layer: 'this PC', kind: 'host', seconds: await measureHost() },
+      ];
+      if (process.platform === 'linux') {
+        // User mode runs the outer guest's own busybox on this kernel: the same program, no guest kernel.
+        const top = st.vms[0]!;
+        const dir = (await prepareRootfs(await rootfsForImage(top.spec.image, library, env), { env })).dir;
+        const spec = await usermodeCommand(dir, ['/bin/busybox', 'time', 'sh', '-c', TAX_SCRIPT], { env });
+        rows.push({
+          layer: `${top.spec.name} in user mode`,
+          kind: 'usermode',
+          seconds: await measureCommand(spec.file, spec.args, spec.env),
+        });
+      }
+      for (const v of st.vms) {
+        rows.push({
+          layer: v.spec.name,
+          kind: v.depth === 1 ? 'guest' : 'nested',
+          seconds: await measureGuest(v.vm),
+        });
+      }
+      return taxRows(rows);
     },
     'stack.down': async (p) => {
       await stacks.down(p.name);

@@ -67,6 +67,19 @@ describe.skipIf(!hasHost)('the seed stack in real QEMU', () => {
       // The parent's own shell still answers while the nested guest boots.
       const r = await runInGuest(outer!.vm.consoles[0]!, 'stacklab-agent status', { timeoutMs: 300_000 });
       expect(r.output).toMatch(/^x86 running \d+/m);
+      // The layer tax: the same benchmark on the host, in user mode, in the guest and in the nested guest.
+      const tax = (await engine.dispatcher.dispatch('stack.layerTax', { name: 'seed' })) as Array<{
+        kind: string;
+        seconds: number;
+        factor: number;
+      }>;
+      expect(tax.map((t) => t.kind)).toEqual(['host', 'usermode', 'guest', 'nested']);
+      for (const t of tax) expect(t.seconds).toBeGreaterThan(0);
+      expect(tax[2]!.factor).toBeGreaterThan(1);
+      expect(tax[3]!.seconds).toBeGreaterThan(tax[2]!.seconds);
+      console.log(
+        `layer tax: ${tax.map((t) => `${t.kind} ${t.seconds.toFixed(2)} s (×${t.factor.toFixed(1)})`).join(', ')}`,
+      );
       process.kill(outer!.vm.pid!, 'SIGKILL');
       await inner!.vm.waitExit();
       expect(inner!.vm.state).toBe('lost');

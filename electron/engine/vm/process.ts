@@ -3,9 +3,10 @@
 // even by SIGKILL, the kernel kills QEMU at once. Everywhere, a registry of running VMs
 // in the private runtime dir lets the next engine find and stop stale ones.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { ensureDir, runtimeDir } from '../paths.ts';
+import { ensureDir, runtimeDir, stacklabHome } from '../paths.ts';
 
 let setprivPath: string | null | undefined;
 function setpriv(): string | null {
@@ -46,6 +47,12 @@ export interface RegistryEntry {
   qmpControl: string; // a second QMP socket for other processes (stacklab stop)
   startedAt: number;
   imageId: string;
+  vmDir: string; // the same VM id can run under two STACKLAB_HOMEs: the dir tells them apart
+}
+
+function entryFile(vmId: string, vmDir: string, env?: NodeJS.ProcessEnv): string {
+  const tag = createHash('sha256').update(vmDir).digest('hex').slice(0, 10);
+  return path.join(registryDir(env), `${vmId}@${tag}.json`);
 }
 
 function registryDir(env?: NodeJS.ProcessEnv): string {
@@ -53,11 +60,11 @@ function registryDir(env?: NodeJS.ProcessEnv): string {
 }
 
 export function register(e: RegistryEntry, env?: NodeJS.ProcessEnv): void {
-  writeFileSync(path.join(registryDir(env), `${e.vmId}.json`), JSON.stringify(e));
+  writeFileSync(entryFile(e.vmId, e.vmDir, env), JSON.stringify(e));
 }
 
-export function unregister(vmId: string, env?: NodeJS.ProcessEnv): void {
-  rmSync(path.join(registryDir(env), `${vmId}.json`), { force: true });
+export function unregister(vmId: string, vmDir: string, env?: NodeJS.ProcessEnv): void {
+  rmSync(entryFile(vmId, vmDir, env), { force: true });
 }
 
 export function alive(pid: number): boolean {
@@ -80,23 +87,28 @@ function isOurQemu(e: RegistryEntry): boolean {
   }
 }
 
-export function listRegistry(env?: NodeJS.ProcessEnv): RegistryEntry[] {
-  const out: RegistryEntry[] = [];
+function readRegistry(env?: NodeJS.ProcessEnv): Array<{ file: string; entry: RegistryEntry }> {
+  const out: Array<{ file: string; entry: RegistryEntry }> = [];
   for (const f of readdirSync(registryDir(env))) {
     if (!f.endsWith('.json')) continue;
+    const file = path.join(registryDir(env), f);
     try {
-      out.push(JSON.parse(readFileSync(path.join(registryDir(env), f), 'utf8')) as RegistryEntry);
+      out.push({ file, entry: JSON.parse(readFileSync(file, 'utf8')) as RegistryEntry });
     } catch {
-      rmSync(path.join(registryDir(env), f), { force: true });
+      rmSync(file, { force: true });
     }
   }
   return out;
 }
 
+export function listRegistry(env?: NodeJS.ProcessEnv): RegistryEntry[] {
+  return readRegistry(env).map((r) => r.entry);
+}
+
 /** VMs whose engine is gone: kill what still runs, forget the rest. Returns what was reaped. */
 export function reapStale(env?: NodeJS.ProcessEnv): RegistryEntry[] {
   const reaped: RegistryEntry[] = [];
-  for (const e of listRegistry(env)) {
+  for (const { file, entry: e } of readRegistry(env)) {
     if (alive(e.ownerPid) && e.ownerPid !== process.pid) continue; // another live engine owns it
     if (e.ownerPid === process.pid) continue;
     if (isOurQemu(e)) {
@@ -106,13 +118,14 @@ export function reapStale(env?: NodeJS.ProcessEnv): RegistryEntry[] {
         /* already gone */
       }
     }
-    unregister(e.vmId, env);
+    rmSync(file, { force: true });
     reaped.push(e);
   }
   return reaped;
 }
 
-/** Live VMs from every engine on this machine (for `stacklab ps` in another process). */
+/** Live VMs of this STACKLAB_HOME from every engine on this machine (`stacklab ps` in another process). */
 export function liveEntries(env?: NodeJS.ProcessEnv): RegistryEntry[] {
-  return listRegistry(env).filter((e) => alive(e.ownerPid) && isOurQemu(e));
+  const home = stacklabHome(env) + path.sep;
+  return listRegistry(env).filter((e) => e.vmDir?.startsWith(home) && alive(e.ownerPid) && isOurQemu(e));
 }

@@ -125,6 +125,7 @@ export class Vm extends EventEmitter<{ changed: []; exit: [] }> {
         qmpControl: p.qmpControlSocket,
         startedAt: this.startedAt,
         imageId: p.imageId,
+        vmDir: p.vmDir,
       });
     }
     try {
@@ -230,7 +231,7 @@ export class Vm extends EventEmitter<{ changed: []; exit: [] }> {
   protected onExit(code: number | null, signal: NodeJS.Signals | null): void {
     clearInterval(this.statsTimer);
     this.exit = { code, signal };
-    unregister(this.plan.vmId);
+    unregister(this.plan.vmId, this.plan.vmDir);
     this.releaseChannels();
     this.consoleLog?.end();
     const clean = this.stopRequested || (this.guestShutdown && code === 0);
