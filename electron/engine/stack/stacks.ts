@@ -190,7 +190,9 @@ async function nestedGuest(spec: StackVmSpec, desc: ImageDescriptor, index: numb
       monitor: `stacklab.nested${index}.monitor`,
       qmp: `stacklab.nested${index}.qmp`,
     },
-    append: plan.kernelCmdline,
+    // Every byte the nested kernel prints crosses two emulated UARTs: keep its log quiet
+    // (the login prompt still shows; milestones before it are filled in when it does).
+    append: /\bquiet\b/.test(plan.kernelCmdline) ? plan.kernelCmdline : `${plan.kernelCmdline} quiet`,
     qemuArgs: [...pick('-machine'), ...pick('-cpu')],
   };
 }
