@@ -28,8 +28,10 @@ fi
 
 echo "==> npm packages"
 # Electron's binary comes from outside the npm registry; fetch it separately so an
-# offline machine still installs (the app then runs in lab mode).
-ELECTRON_SKIP_BINARY_DOWNLOAD=1 npm ci --no-audit --no-fund
+# offline machine still installs (the app then runs in lab mode). npm install, not npm ci:
+# npm ci rejects a lock file written with omit-lockfile-registry-resolved (the setting
+# here), which leaves other platforms' optional packages out; the lock file still pins.
+ELECTRON_SKIP_BINARY_DOWNLOAD=1 npm install --no-audit --no-fund
 if ! (cd node_modules/electron && timeout 300 node install.js >/dev/null 2>&1); then
   echo "note: Electron's binary could not be downloaded (offline?); 'npm start' will use lab mode"
 fi
