@@ -148,6 +148,22 @@ const Ok = z.object({ ok: z.literal(true) });
 export const requests = {
   'host.info': { params: Empty, result: HostInfo },
   'images.list': { params: Empty, result: z.array(ImageSummary) },
+  // Which QEMU runs the VMs and why; a damaged bundle is named here so the app can say so.
+  'host.qemu': {
+    params: Empty,
+    result: z.object({
+      source: z.string(),
+      why: z.string(),
+      dir: z.string(),
+      bundle: z.object({
+        present: z.boolean(),
+        ok: z.boolean().optional(),
+        version: z.string().optional(),
+        problems: z.array(z.string()),
+      }),
+      warning: z.string().optional(),
+    }),
+  },
   'images.catalogue': {
     params: Empty,
     result: z.object({ entries: z.array(CatalogueItem), errors: z.array(z.string()) }),

@@ -86,6 +86,21 @@ export async function createEngine(
   const handlers: Handlers = {
     'host.info': async () => hostInfo(),
     'images.list': () => library.summaries(),
+    'host.qemu': async () => {
+      const c = await selectQemu({ configuredPath: settings.get('qemuPath'), env });
+      return {
+        source: c.install.source,
+        why: c.install.why,
+        dir: c.install.dir,
+        bundle: {
+          present: c.bundle.present,
+          ok: c.bundle.check?.ok,
+          version: c.bundle.check?.version ?? undefined,
+          problems: c.bundle.check?.problems ?? [],
+        },
+        warning: c.warning,
+      };
+    },
     'images.catalogue': () => images.catalogue(),
     'images.install': async (p) => ({ taskId: (await images.install(p.entryId)).taskId }),
     'images.import': (p) => images.import(p.path),
