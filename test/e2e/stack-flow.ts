@@ -37,7 +37,12 @@ export function terminalText(page: Page): Promise<string> {
   return page.evaluate(() => (globalThis as unknown as PageGlobals).__stacklabTerminalText());
 }
 
-async function waitForTerminal(page: Page, pattern: RegExp, timeout: number, what: string): Promise<void> {
+export async function waitForTerminal(
+  page: Page,
+  pattern: RegExp,
+  timeout: number,
+  what: string,
+): Promise<void> {
   try {
     await page.waitForFunction(
       ([source, flags]) =>
@@ -54,18 +59,18 @@ async function waitForTerminal(page: Page, pattern: RegExp, timeout: number, wha
 }
 
 /** Last non-empty line of the terminal. */
-async function lastLine(page: Page): Promise<string> {
+export async function lastLine(page: Page): Promise<string> {
   const lines = (await terminalText(page)).split('\n').filter((l) => l.trim() !== '');
   return lines[lines.length - 1] ?? '';
 }
 
-async function typeLine(page: Page, text: string): Promise<void> {
+export async function typeLine(page: Page, text: string): Promise<void> {
   await page.keyboard.type(text, { delay: 15 });
   await page.keyboard.press('Enter');
 }
 
 /** Clicks a layer box near its top-left corner, where no nested box sits. */
-async function clickLayer(page: Page, id: string): Promise<void> {
+export async function clickLayer(page: Page, id: string): Promise<void> {
   await page.locator(`[data-layer="${id}"]`).click({ position: { x: 6, y: 6 } });
 }
 

@@ -25,7 +25,7 @@ describe.skipIf(!built)('a damaged bundle', () => {
     // One byte changed in place, so only the hash can tell.
     const img = path.join(copy, 'bin', 'qemu-img');
     const bytes = readFileSync(img);
-    bytes[bytes.length - 1] ^= 0xff;
+    bytes[bytes.length - 1] = (bytes.at(-1) ?? 0) ^ 0xff;
     writeFileSync(img, bytes);
     const env = { ...process.env, STACKLAB_HOME: path.join(tmp, 'home'), STACKLAB_QEMU_BUNDLE: copy };
 

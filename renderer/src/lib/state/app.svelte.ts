@@ -2,14 +2,18 @@
 // what is selected. Components read from here and call its methods; they hold no logic.
 import type { VmSummary } from '../../../../electron/common/contract.ts';
 import { layerText } from '../layer-info.ts';
+import type { TaxSample } from '../layer-tax.ts';
 import { isLive } from '../milestones.ts';
 import { type LayerRef, layerId, parseLayerId, terminalTargetFor, vmPath } from '../stack-tree.ts';
 import type { Transport } from '../transport.ts';
 import type { ConnStatus } from '../ws-client.ts';
+import { Catalogue } from './catalogue.svelte.ts';
 import { oneLine } from './errors.ts';
 import { Host } from './host.svelte.ts';
 import { Library } from './library.svelte.ts';
 import { Notices } from './notices.svelte.ts';
+import { DiskState } from './snapshots.svelte.ts';
+import { Stacks } from './stacks.svelte.ts';
 import { Tasks } from './tasks.svelte.ts';
 import { Terminals } from './terminals.svelte.ts';
 import { Vms } from './vms.svelte.ts';
@@ -23,6 +27,22 @@ export class AppState {
   readonly tasks: Tasks;
   readonly terminals: Terminals;
   readonly notices = new Notices();
+  readonly stacks: Stacks;
+  readonly catalogue: Catalogue;
+  readonly disk: DiskState;
+  /** The Library panel's two faces: what is here, and what can be fetched. */
+  libraryView = $state<'library' | 'get'>('library');
+  /** Layer-tax measurements, one benchmark time per layer (stack.layerTax). */
+  layerTax = $state<TaxSample[]>([]);
+  /** Set while the benchmark runs at every layer (it takes a while nested). */
+  measuringTax = $state(false);
+
+  /** The preset whose VMs (ids `<preset>-<layer>`) are running, if any. */
+  runningStack = $derived.by(
+    () =>
+      this.stacks.presets.find((p) => this.vms.list.some((v) => v.id.startsWith(`${p.name}-`) && !v.exit))
+        ?.name,
+  );
 
   selected = $derived.by((): LayerRef => parseLayerId(this.selectedId) ?? { kind: 'pc' });
   selectedVm = $derived.by(() => this.vms.get(this.selected.vmId));
@@ -43,6 +63,9 @@ export class AppState {
     this.vms = new Vms(transport);
     this.tasks = new Tasks(transport);
     this.terminals = new Terminals(transport);
+    this.stacks = new Stacks(transport);
+    this.catalogue = new Catalogue(transport);
+    this.disk = new DiskState(transport);
     this.terminals.onLeave = () => this.focusSelectedLayer();
     this.vms.onRemoved((vmId) => {
       this.terminals.dropVm(vmId);
@@ -64,7 +87,7 @@ export class AppState {
   }
 
   async refresh(): Promise<void> {
-    await Promise.all([this.host.load(), this.library.load(), this.vms.load()]);
+    await Promise.all([this.host.load(), this.library.load(), this.vms.load(), this.stacks.load()]);
   }
 
   isSelected(ref: LayerRef): boolean {
@@ -121,6 +144,52 @@ export class AppState {
     this.selectedId = layerId({ kind: 'host-userspace' });
     this.terminals.active = s;
     requestAnimationFrame(() => s.focus());
+  }
+
+  /** Boots a stack preset and shows its outermost guest's console as it boots. */
+  async bootStack(name: string): Promise<void> {
+    try {
+      const ids = await this.stacks.up(name);
+      await this.vms.load();
+      const top = ids[0];
+      if (top && this.selected.kind === 'pc') this.select({ kind: 'guest-kernel', vmId: top });
+    } catch (e) {
+      this.notices.push(`Could not boot the stack: ${oneLine(e)}`);
+    }
+  }
+
+  /** Runs the same CPU benchmark on the host, in user mode and at each layer of the running stack. */
+  async measureLayerTax(): Promise<void> {
+    const name = this.runningStack;
+    if (!name || this.measuringTax) return;
+    this.measuringTax = true;
+    try {
+      const rows = await this.transport.request('stack.layerTax', { name });
+      this.layerTax = rows.map((r) => ({ layer: r.kind, seconds: r.seconds }));
+    } catch (e) {
+      this.notices.push(`Could not measure the layer tax: ${oneLine(e)}`);
+    } finally {
+      this.measuringTax = false;
+    }
+  }
+
+  async shutDownStack(name: string): Promise<void> {
+    try {
+      await this.stacks.down(name);
+      await this.vms.load();
+    } catch (e) {
+      this.notices.push(`Could not shut the stack down: ${oneLine(e)}`);
+    }
+  }
+
+  /** Imports an image by host path; true when it is in the Library. */
+  async importImage(path: string): Promise<boolean> {
+    const img = await this.catalogue.import(path);
+    if (!img) return false;
+    await this.library.load();
+    this.libraryView = 'library';
+    this.notices.push(`Imported ${img.name}.`, 'info');
+    return true;
   }
 
   async stop(vmId: string, force: boolean): Promise<void> {

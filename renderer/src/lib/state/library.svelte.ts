@@ -11,7 +11,10 @@ export class Library {
   booting = $state<Record<string, boolean>>({});
   sorted = $derived(sortImages(this.images));
 
-  constructor(private readonly t: Transport) {}
+  constructor(private readonly t: Transport) {
+    // Downloads, imports and removals change the library; the engine says when.
+    t.on('images.changed', () => void this.load());
+  }
 
   async load(): Promise<void> {
     try {
