@@ -13,6 +13,7 @@ const benches: Bench[] = [
   { name: 'layers', run: async () => (await import('./layers.ts')).benchLayers() },
   { name: 'disks', run: async () => (await import('./disks.ts')).benchDisks() },
   { name: 'flash', run: async () => (await import('./flash.ts')).benchFlash() },
+  { name: 'lab', run: async () => (await import('./lab.ts')).benchLab() },
 ];
 
 const rows: BenchRow[] = [];
