@@ -31,8 +31,10 @@ function rootfsOf(deployDir: string): string {
   return path.join(deployDir, f);
 }
 
+/** QEMU processes whose command line holds `marker` (a test's own STACKLAB_HOME, so other runs don't count). */
 function qemuPids(marker: string): number[] {
-  const r = spawnSync('pgrep', ['-f', `qemu-system-.*${marker}`], { encoding: 'utf8' });
+  const escaped = marker.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const r = spawnSync('pgrep', ['-f', `qemu-system-.*${escaped}`], { encoding: 'utf8' });
   return r.stdout.split('\n').filter(Boolean).map(Number);
 }
 
@@ -78,12 +80,12 @@ describe.skipIf(!guests)('boot the demo guests in real QEMU', () => {
       });
       child.on('exit', () => reject(new Error(`CLI exited before booting: ${out}`)));
     });
-    expect(qemuPids('stacklab-demo-qemuarm64')).toContain(pid);
+    const mine = e.STACKLAB_HOME!;
+    expect(qemuPids(mine)).toContain(pid);
     child.kill('SIGKILL');
     const deadline = Date.now() + 5000;
-    while (Date.now() < deadline && qemuPids('stacklab-demo-qemuarm64').length > 0)
-      await new Promise((r) => setTimeout(r, 100));
-    expect(qemuPids('stacklab-demo-qemuarm64')).toEqual([]);
+    while (Date.now() < deadline && qemuPids(mine).length > 0) await new Promise((r) => setTimeout(r, 100));
+    expect(qemuPids(mine)).toEqual([]);
     // The next engine starts cleanly and nothing is listed as running.
     const ps = await runCli(['ps', '--json'], { env: e });
     expect(JSON.parse(ps.stdout)).toEqual([]);

@@ -22,8 +22,10 @@ const home = () => {
   return h;
 };
 
+/** QEMU processes whose command line holds `marker` (the test's own STACKLAB_HOME). */
 function qemuPids(marker: string): number[] {
-  const r = spawnSync('pgrep', ['-f', `qemu-system-.*${marker}`], { encoding: 'utf8' });
+  const escaped = marker.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const r = spawnSync('pgrep', ['-f', `qemu-system-.*${escaped}`], { encoding: 'utf8' });
   return r.stdout.split('\n').filter(Boolean).map(Number);
 }
 
@@ -55,11 +57,12 @@ describe.skipIf(!hasHost)('the seed stack in real QEMU', () => {
     });
     expect(two.stdout.trim()).toBe('x86_64');
     expect(two.code).toBe(0);
-    expect(qemuPids('stacklab-seed-')).toEqual([]);
+    expect(qemuPids(env.STACKLAB_HOME)).toEqual([]);
   }, 1_200_000);
 
   it('killing the parent QEMU marks the nested layer lost, leaves nothing, and the stack boots again', async () => {
-    const engine = await createEngine({ env: { ...process.env, STACKLAB_HOME: home() } });
+    const mine = home();
+    const engine = await createEngine({ env: { ...process.env, STACKLAB_HOME: mine } });
     try {
       const stack = await engine.stacks.up(loadStack('seed'));
       const [outer, inner] = stack.vms;
@@ -84,7 +87,7 @@ describe.skipIf(!hasHost)('the seed stack in real QEMU', () => {
       await inner!.vm.waitExit();
       expect(inner!.vm.state).toBe('lost');
       expect(outer!.vm.state).toBe('crashed');
-      expect(qemuPids('stacklab-seed-')).toEqual([]);
+      expect(qemuPids(mine)).toEqual([]);
       // And up again, reaching the parent's shell.
       const again = await engine.stacks.up(loadStack('seed'));
       const echo = await runInGuest(again.vms[0]!.vm.consoles[0]!, 'echo again', { timeoutMs: 300_000 });
@@ -92,6 +95,6 @@ describe.skipIf(!hasHost)('the seed stack in real QEMU', () => {
     } finally {
       await engine.dispose();
     }
-    expect(qemuPids('stacklab-seed-')).toEqual([]);
+    expect(qemuPids(mine)).toEqual([]);
   }, 1_200_000);
 });
