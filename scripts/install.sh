@@ -12,7 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PACKAGES=(
   qemu-system-arm qemu-system-x86 qemu-utils qemu-user-static   # the emulators
   chromium                                                       # lab-mode end-to-end tests
-  mmdebstrap e2fsprogs mtools dosfstools fdisk cpio busybox-static # demo guests, images
+  mmdebstrap e2fsprogs mtools dosfstools fdisk cpio busybox-static fakeroot # guests, images
   xz-utils zstd bzip2 gzip zip unzip curl file                     # codecs, bench baselines
   proot patchelf util-linux git python3 make g++                   # user mode, bundle, node-pty
 )

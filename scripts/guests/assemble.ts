@@ -10,7 +10,7 @@ import type { GuestSpec } from './guests.ts';
 import { initramfsName, RPI_BT_NODE, RPI_CMDLINE, RPI_DTB, rootfsBase } from './guests.ts';
 import { checkHostQemu, unpackHostQemu } from './host-qemu.ts';
 import { buildInitramfs } from './initramfs.ts';
-import { type KernelTree, moduleBytes, parseModinfo } from './kernel.ts';
+import { type KernelModule, type KernelTree, moduleBytes } from './kernel.ts';
 import { writeManifest, writeQemuboot } from './qemuboot.ts';
 import { writeUserspace } from './userspace.ts';
 
@@ -113,20 +113,22 @@ export async function buildGuest(spec: GuestSpec, ctx: BuildContext): Promise<Gu
   };
 }
 
-/** Copies modules (and their dependencies) into /lib/modules with a modules.dep busybox modprobe reads. */
+/**
+ * Copies modules (and their dependencies) into /lib/modules with a modules.dep in depmod's
+ * format: each line names every module the first one needs, the one to load first last.
+ */
 async function installModules(kernel: KernelTree, names: readonly string[], root: string): Promise<void> {
-  const mods = await kernel.resolve(names);
   const dir = path.join(root, 'lib', 'modules', kernel.kver);
-  const deps: string[] = [];
-  for (const m of mods) {
-    const at = path.join(dir, m.rel.replace(/\.(xz|zst|gz)$/, ''));
+  const plain = (m: KernelModule) => m.rel.replace(/\.(xz|zst|gz)$/, '');
+  const lines: string[] = [];
+  for (const m of await kernel.resolve(names)) {
+    const at = path.join(dir, plain(m));
     mkdirSync(path.dirname(at), { recursive: true });
-    const bytes = await moduleBytes(m.file);
-    writeFileSync(at, bytes);
-    const own = parseModinfo(bytes).depends.map((d) => kernel.module(d)?.rel.replace(/\.(xz|zst|gz)$/, ''));
-    deps.push(`${m.rel.replace(/\.(xz|zst|gz)$/, '')}: ${own.filter(Boolean).join(' ')}`.trimEnd());
+    writeFileSync(at, await moduleBytes(m.file));
+    const needs = (await kernel.resolve([m.name])).filter((d) => d.name !== m.name).reverse();
+    lines.push(`${plain(m)}:${needs.map((d) => ` ${plain(d)}`).join('')}`);
   }
-  writeFileSync(path.join(dir, 'modules.dep'), `${deps.join('\n')}\n`);
+  writeFileSync(path.join(dir, 'modules.dep'), `${lines.join('\n')}\n`);
   for (const f of ['modules.builtin', 'modules.order'])
     copyFileSync(path.join(kernel.modulesDir, f), path.join(dir, f));
 }

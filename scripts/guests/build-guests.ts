@@ -131,6 +131,19 @@ async function main(): Promise<void> {
   }
 }
 
+/** Removes scratch directories left by builds that were killed (their process is gone). */
+function removeAbandoned(top: string): void {
+  for (const d of readdirSync(top)) {
+    const pid = Number(/^\.build-[0-9a-f]+-(\d+)$/.exec(d)?.[1]);
+    if (!pid || pid === process.pid) continue;
+    try {
+      process.kill(pid, 0);
+    } catch {
+      rmSync(path.join(top, d), { recursive: true, force: true });
+    }
+  }
+}
+
 async function build(
   key: string,
   pkgs: DebPackage[],
@@ -139,6 +152,7 @@ async function build(
   debsDir: string,
 ): Promise<void> {
   const native = await nativeArch();
+  removeAbandoned(top);
   const tmp = path.join(top, `.build-${key}-${process.pid}`);
   const out = path.join(tmp, 'out');
   const work = path.join(tmp, 'work');

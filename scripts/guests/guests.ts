@@ -48,7 +48,8 @@ function qemuarm64(name: string, memMiB: number, extra: Partial<GuestSpec>): Gue
       { tty: 'hvc0', baud: 115200 },
     ],
     initramfsModules: VIRTIO_DISK,
-    rootfsModules: [],
+    // virtio-serial: hvc0 and the named ports a supervisor can add next to the serial console.
+    rootfsModules: ['virtio_console'],
     withHostQemu: false,
     extraDirs: [],
     freeMiB: 16,
@@ -99,7 +100,8 @@ const x86: GuestSpec = {
   // Only ttyS0 gets a getty: ttyS1 (second in serial_consoles, as Yocto lists it) is not wired by default.
   consoles: [{ tty: 'ttyS0', baud: 115200 }],
   initramfsModules: VIRTIO_DISK,
-  rootfsModules: [],
+  // virtio-serial: hvc0 and the named ports a supervisor can add next to the serial console.
+  rootfsModules: ['virtio_console'],
   withHostQemu: false,
   extraDirs: [],
   freeMiB: 16,
@@ -189,7 +191,7 @@ export const GUESTS: readonly GuestSpec[] = [
   qemuarm64('demo-qemuarm64-host', 2048, {
     description:
       'qemuarm64 guest carrying Debian’s arm64 qemu-system-x86_64, for running a nested x86-64 guest',
-    // virtio-serial for talking to the nested guest's consoles; 9p to share files into it.
+    // virtio-serial for the nested guest's consoles and monitors; 9p to share files into it.
     rootfsModules: ['virtio_console', '9pnet_virtio', '9p'],
     withHostQemu: true,
     extraDirs: ['var/lib/virt/images'],

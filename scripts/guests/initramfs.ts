@@ -127,15 +127,17 @@ while read -r m; do
   insmod /lib/modules/$m.ko || say "could not load module $m"
 done < /etc/modules
 # Disks appear asynchronously once their driver loads, so wait whether or not rootwait was given.
-tries=0
+# The deadline is read from the clock (no fork per poll), so it stays ${ROOT_WAIT_SECONDS} s even when emulation is slow.
+read -r up _ < /proc/uptime
+deadline=$((\${up%.*} + ${ROOT_WAIT_SECONDS}))
 while :; do
   case "$root" in
     UUID=*|LABEL=*) dev=$(findfs "$root" 2>/dev/null) ;;
     *) dev=$root ;;
   esac
   [ -n "$dev" ] && [ -b "$dev" ] && break
-  tries=$((tries + 1))
-  [ $tries -ge ${ROOT_WAIT_SECONDS * 10} ] && fail "root device $root did not appear within ${ROOT_WAIT_SECONDS} s (block devices: $(ls /sys/class/block | tr '\\n' ' '))"
+  read -r up _ < /proc/uptime
+  [ "\${up%.*}" -ge "$deadline" ] && fail "root device $root did not appear within ${ROOT_WAIT_SECONDS} s (block devices: $(ls /sys/class/block | tr '\\n' ' '))"
   sleep 0.1
 done
 mount -t "$fstype" -o "$mode" "$dev" /newroot || fail "cannot mount $dev ($fstype) on /newroot"

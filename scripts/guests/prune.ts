@@ -1,6 +1,6 @@
 // Older builds stay until asked to go: a VM's qcow2 overlay may still name a file in one of
 // them as its backing file, and deleting it would break that VM's disk.
-import { readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { run } from './exec.ts';
 
@@ -15,6 +15,7 @@ export function olderBuilds(top: string, keep: string): string[] {
 
 /** Downloads and extracted-package tarballs the current build does not use. */
 export function unusedDownloads(debsDir: string, used: ReadonlySet<string>): string[] {
+  if (!existsSync(debsDir)) return [];
   return readdirSync(debsDir)
     .filter((f) => (f.endsWith('.deb') || f.endsWith('.tar')) && !used.has(f))
     .map((f) => path.join(debsDir, f));

@@ -104,6 +104,10 @@ export interface WorkingBaseRecord {
   createdAt: number;
   /** What the customisation changed, one line each (no secrets). */
   changes: string[];
+  /** How it was applied (customise/apply.ts's flavour and reason) and what is worth knowing. */
+  flavour?: string;
+  why?: string;
+  notes?: string[];
 }
 
 const RECORD = 'working-base.json';
