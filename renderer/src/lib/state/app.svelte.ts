@@ -87,7 +87,23 @@ export class AppState {
   }
 
   async refresh(): Promise<void> {
-    await Promise.all([this.host.load(), this.library.load(), this.vms.load(), this.stacks.load()]);
+    await Promise.all([
+      this.host.load(),
+      this.library.load(),
+      this.vms.load(),
+      this.stacks.load(),
+      this.checkQemu(),
+    ]);
+  }
+
+  /** A damaged QEMU bundle is not used; say so where people will see it. */
+  private async checkQemu(): Promise<void> {
+    try {
+      const q = await this.transport.request('host.qemu', {});
+      if (q.warning) this.notices.push(q.warning);
+    } catch (e) {
+      this.notices.push(`No QEMU to run guests: ${oneLine(e)}`);
+    }
   }
 
   isSelected(ref: LayerRef): boolean {
