@@ -1,16 +1,16 @@
 // The CLI's commands. Each one drives the engine exactly as the app does.
 import type { ParseArgsConfig } from 'node:util';
-import { createEngine, type Engine } from '../engine/index.ts';
 import { runInGuest } from '../engine/vm/guest-shell.ts';
 import { liveEntries } from '../engine/vm/process.ts';
 import type { Vm } from '../engine/vm/vm.ts';
 import { diskCommands } from './disk-commands.ts';
-import { flashCommands } from './flash-commands.ts';
 import { doctor, printDoctor } from './doctor.ts';
+import { flashCommands } from './flash-commands.ts';
 import { stopByRegistry } from './remote-stop.ts';
 import { stackCommands } from './stack-commands.ts';
 import { UsageError } from './usage-error.ts';
 import { usermodeCommands } from './usermode-commands.ts';
+import { withEngine } from './with-engine.ts';
 
 type Values = Record<string, unknown>;
 
@@ -34,15 +34,6 @@ function intOption(v: unknown, name: string): number | undefined {
   const n = Number(v);
   if (!Number.isInteger(n) || n <= 0) throw new UsageError(`--${name} must be a positive whole number`);
   return n;
-}
-
-async function withEngine<T>(fn: (e: Engine) => Promise<T>): Promise<T> {
-  const engine = await createEngine();
-  try {
-    return await fn(engine);
-  } finally {
-    await engine.dispose();
-  }
 }
 
 function onSignals(handler: () => void): () => void {

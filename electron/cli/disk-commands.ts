@@ -1,18 +1,9 @@
 // Images and VM disks from the command line: pull/import/rm, snapshots, reset, resize.
 
 import { parseSize } from '../engine/disks/size.ts';
-import { createEngine, type Engine } from '../engine/index.ts';
 import type { Command } from './commands.ts';
 import { UsageError } from './usage-error.ts';
-
-async function withEngine<T>(fn: (e: Engine) => Promise<T>): Promise<T> {
-  const engine = await createEngine();
-  try {
-    return await fn(engine);
-  } finally {
-    await engine.dispose();
-  }
-}
+import { withEngine } from './with-engine.ts';
 
 function args(positionals: string[], names: string[]): string[] {
   if (positionals.length !== names.length) throw new UsageError(`expected ${names.join(' ')}`);

@@ -7,21 +7,12 @@ import { customiseVm, flashSourceFor, resetCustomisation } from '../engine/custo
 import { chooseTarget, type Drive, formatBytes, listDrives } from '../engine/flash/drives.ts';
 import { elevationPlan, needsElevation, runElevated } from '../engine/flash/elevate.ts';
 import { type FlashProgress, flash, imageSize } from '../engine/flash/flash.ts';
-import { createEngine, type Engine } from '../engine/index.ts';
 import type { Command } from './commands.ts';
 import { UsageError } from './usage-error.ts';
+import { withEngine } from './with-engine.ts';
 
 /** Everything goes through process.stdout so progress and results interleave in order. */
 const out = (line: string) => process.stdout.write(`${line}\n`);
-
-async function withEngine<T>(fn: (e: Engine) => Promise<T>): Promise<T> {
-  const engine = await createEngine();
-  try {
-    return await fn(engine);
-  } finally {
-    await engine.dispose();
-  }
-}
 
 function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;

@@ -29,6 +29,35 @@ export class EventHub {
     this.bus.on(event, listener);
     return () => this.bus.off(event, listener);
   }
+  /**
+   * Runs slow work as a task front ends can show as a bar: `running` (with each step's
+   * message), then `done` or `failed` with the one-line reason.
+   */
+  async task<T>(
+    taskId: string,
+    label: string,
+    work: (step: (message: string) => void) => Promise<T>,
+  ): Promise<T> {
+    const step = (message: string) =>
+      this.emit('progress', { taskId, label, state: 'running', done: 0, unit: 'items', message });
+    this.emit('progress', { taskId, label, state: 'running', done: 0, unit: 'items' });
+    try {
+      const r = await work(step);
+      this.emit('progress', { taskId, label, state: 'done', done: 1, total: 1, unit: 'items' });
+      return r;
+    } catch (e) {
+      this.emit('progress', {
+        taskId,
+        label,
+        state: 'failed',
+        done: 0,
+        unit: 'items',
+        message: (e as Error).message,
+      });
+      throw e;
+    }
+  }
+
   /** Every event, for transports that forward all of them. */
   onAny(listener: (event: EventName, payload: unknown) => void): () => void {
     const offs = (Object.keys(events) as EventName[]).map((e) => this.on(e, (p) => listener(e, p)));
@@ -49,7 +78,8 @@ export class Dispatcher {
     const result = await handler(parsed);
     // The engine checks its own answers too, so a contract drift shows up in tests, not in the UI.
     const r = requests[method].result.safeParse(result);
-    if (!r.success) throw new Error(`engine answered ${method} outside the contract: ${r.error.issues[0]?.message}`);
+    if (!r.success)
+      throw new Error(`engine answered ${method} outside the contract: ${r.error.issues[0]?.message}`);
     return r.data;
   }
 }

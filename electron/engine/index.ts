@@ -157,31 +157,11 @@ export async function createEngine(
     'stack.up': async (p) => {
       const spec = PRESETS[p.preset];
       if (!spec) throw new Error(`no stack preset called ${p.preset} (${Object.keys(PRESETS).join(', ')})`);
-      const taskId = `stack-${spec.name}`;
-      const label = `Stack ${spec.name}`;
-      try {
+      // The steps (install, boot, agent, nested) arrive through the Stacks onStep hook.
+      return hub.task(`stack-${spec.name}`, `Stack ${spec.name}`, async () => {
         const st = await stacks.up(spec);
-        hub.emit('progress', {
-          taskId,
-          label,
-          state: 'done',
-          done: 1,
-          total: 1,
-          unit: 'items',
-          message: 'every layer is running',
-        });
         return { name: spec.name, vmIds: st.vms.map((v) => v.vm.id) };
-      } catch (e) {
-        hub.emit('progress', {
-          taskId,
-          label,
-          state: 'failed',
-          done: 0,
-          unit: 'items',
-          message: (e as Error).message,
-        });
-        throw e;
-      }
+      });
     },
     'stack.layerTax': async (p) => {
       const st = stacks.get(p.name);
@@ -218,36 +198,21 @@ export async function createEngine(
       if (t.kind !== 'usermode') return terminals.open(t, p.cols, p.rows);
       // Unpacking a root filesystem the first time can take a while: show it as a task.
       if (process.platform !== 'linux') throw new Error('user-mode emulation runs on Linux hosts only');
-      const taskId = `um-${t.imageId}`.slice(0, 100);
-      const label = `Preparing ${t.imageId}'s root filesystem`;
-      hub.emit('progress', { taskId, label, state: 'running', done: 0, unit: 'items' });
-      try {
-        const rootfs = await rootfsForImage(t.imageId, library, env);
-        const spec = await openUsermode(rootfs, [], {
-          arch: t.arch,
-          env,
-          onNote: (message: string) =>
-            hub.emit('progress', { taskId, label, state: 'running', done: 0, unit: 'items', message }),
-        });
-        hub.emit('progress', { taskId, label, state: 'done', done: 1, total: 1, unit: 'items' });
-        return terminals.openProcess(
-          t,
-          spec,
-          `${t.imageId} userspace on this kernel (qemu-${spec.arch})`,
-          p.cols,
-          p.rows,
-        );
-      } catch (e) {
-        hub.emit('progress', {
-          taskId,
-          label,
-          state: 'failed',
-          done: 0,
-          unit: 'items',
-          message: (e as Error).message,
-        });
-        throw e;
-      }
+      return hub.task(
+        `um-${t.imageId}`.slice(0, 100),
+        `Preparing ${t.imageId}'s root filesystem`,
+        async (step) => {
+          const rootfs = await rootfsForImage(t.imageId, library, env);
+          const spec = await openUsermode(rootfs, [], { arch: t.arch, env, onNote: step });
+          return terminals.openProcess(
+            t,
+            spec,
+            `${t.imageId} userspace on this kernel (qemu-${spec.arch})`,
+            p.cols,
+            p.rows,
+          );
+        },
+      );
     },
     'term.input': async (p) => {
       terminals.input(p.termId, p.data);
