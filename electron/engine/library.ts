@@ -1,7 +1,7 @@
 // The images the engine knows: the demo guests first, then what the user imported,
 // downloaded or built. Each entry is loaded lazily into a full descriptor; an image that
 // cannot boot stays listed with the one-line reason.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { ImageSummary } from '../common/contract.ts';
 import { type ImageDescriptor, loadDeployDir } from './image/descriptor.ts';
@@ -22,9 +22,11 @@ interface GuestIndexEntry {
 }
 
 export function demoGuests(env: NodeJS.ProcessEnv = process.env): LibraryEntry[] {
-  const dir = guestsDir(env);
-  const index = path.join(dir, 'guests.json');
+  const index = path.join(guestsDir(env), 'guests.json');
   if (!existsSync(index)) return [];
+  // Through the real build directory, never the `current` link: a rebuild moves the link,
+  // and a VM's overlay must keep pointing at the exact base it was made over.
+  const dir = realpathSync(guestsDir(env));
   const list = JSON.parse(readFileSync(index, 'utf8')) as GuestIndexEntry[];
   return list.map((g) => ({
     id: g.name,
