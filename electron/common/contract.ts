@@ -39,6 +39,8 @@ export const ImageSummary = z.object({
   board: z.string(), // QEMU -machine, e.g. virt, q35, raspi3b
   path: z.string(),
   sizeBytes: z.number(),
+  /** sha256 of the downloaded or imported file, as checked (demo guests are built here: none). */
+  sha256: z.string().optional(),
   description: z.string().optional(),
   bootable: z.boolean(),
   whyNot: z.string().optional(), // one line when bootable is false

@@ -13,6 +13,7 @@ export interface LibraryEntry {
   source: ImageSummary['source'];
   deployDir: string;
   description?: string;
+  sha256?: string;
 }
 
 interface GuestIndexEntry {
@@ -55,7 +56,13 @@ export class Library {
     const records = await (await this.openStore()).listImages();
     const stored = records
       .filter((r) => r.deployDir)
-      .map((r) => ({ id: r.id, source: r.source, deployDir: r.deployDir!, description: r.description }));
+      .map((r) => ({
+        id: r.id,
+        source: r.source,
+        deployDir: r.deployDir!,
+        description: r.description,
+        sha256: r.sha256,
+      }));
     return [...demoGuests(this.env), ...stored, ...this.extra];
   }
 
@@ -100,6 +107,7 @@ export class Library {
             board: d.board,
             path: e.deployDir,
             sizeBytes: d.sizeBytes,
+            sha256: e.sha256,
             description: e.description,
             bootable: true,
           };

@@ -53,6 +53,7 @@ export function toSummary(record: ImageRecord): ImageSummary {
     board: record.board,
     path: record.deployDir ?? '',
     sizeBytes: record.sizeBytes,
+    sha256: record.sha256,
     description: record.description,
     bootable: record.bootable,
     whyNot: record.whyNot,
