@@ -110,7 +110,7 @@ export class Supervisor {
         workingBaseFor(vmDir) ?? { path: image.rootfs, format: image.rootfsFormat };
       if (existsSync(disk) && !samePath((await imageInfo(qemu.img, disk)).backing, base.path))
         throw new Error(
-          `${vmId}'s disk was made over another base than ${path.basename(base.path)}; reset the VM's disk`,
+          `${vmId}'s disk was made over another base than ${path.basename(base.path)}; reset it with: stacklab disk reset ${vmId} --yes`,
         );
       let sizeBytes: number | undefined;
       if (image.sdCard) sizeBytes = nextPowerOfTwo((await imageInfo(qemu.img, base.path)).virtualSize);
