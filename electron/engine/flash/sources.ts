@@ -6,36 +6,9 @@
 //    npm registry, so the project pins the registry's unbzip2-stream (package.json
 //    overrides), whose `through` stream lacks unpipe(); it is wrapped in a real Transform.
 import { Transform } from 'node:stream';
-import zlib from 'node:zlib';
 import { sourceDestination } from 'etcher-sdk';
-import { Decompress } from 'fzstd';
 import unbzip2 from 'unbzip2-stream';
-
-function zstdTransform(): Transform {
-  const builtin = (zlib as { createZstdDecompress?: () => Transform }).createZstdDecompress;
-  if (builtin) return builtin();
-  let d: Decompress | undefined;
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      d ??= new Decompress((out) => this.push(Buffer.from(out.buffer, out.byteOffset, out.byteLength)));
-      try {
-        d.push(chunk);
-        cb();
-      } catch (e) {
-        cb(e as Error);
-      }
-    },
-    flush(cb) {
-      try {
-        if (!d) throw new Error('the zstd stream is empty');
-        d.push(new Uint8Array(0), true);
-        cb();
-      } catch (e) {
-        cb(e as Error);
-      }
-    },
-  });
-}
+import { zstdDecoder } from '../images/codecs.ts';
 
 function bzip2Transform(): Transform {
   // unbzip2-stream decodes synchronously inside write(): whatever it emits is pushed at once.
@@ -65,7 +38,7 @@ function bzip2Transform(): Transform {
 export class ZstdSource extends sourceDestination.CompressedSource {
   static override readonly mimetype = 'application/zstd';
   protected override createTransform(): Transform {
-    return zstdTransform();
+    return zstdDecoder();
   }
 }
 

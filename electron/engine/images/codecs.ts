@@ -128,9 +128,7 @@ function makeDecoder(codec: Exclude<Codec, 'zip'>): Transform | Duplex {
     case 'gz':
       return zlib.createGunzip();
     case 'zst':
-      if (hasBuiltinZstd())
-        return (zlib as unknown as { createZstdDecompress(): Transform }).createZstdDecompress();
-      return fzstdTransform();
+      return zstdDecoder();
     case 'bz2':
       return unbzip2() as unknown as Duplex;
     case 'xz': {
@@ -141,6 +139,13 @@ function makeDecoder(codec: Exclude<Codec, 'zip'>): Transform | Duplex {
       return Duplex.fromWeb({ writable: input.writable, readable: output } as never);
     }
   }
+}
+
+/** node:zlib's zstd decoder where the runtime has it (Electron), else fzstd's. Shared with flashing. */
+export function zstdDecoder(): Transform {
+  if (hasBuiltinZstd())
+    return (zlib as unknown as { createZstdDecompress(): Transform }).createZstdDecompress();
+  return fzstdTransform();
 }
 
 function fzstdTransform(): Transform {
