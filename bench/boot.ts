@@ -8,7 +8,7 @@ import path from 'node:path';
 import { createEngine } from '../electron/engine/index.ts';
 import { reachShell } from '../electron/engine/vm/guest-shell.ts';
 import { stripAnsi } from '../electron/engine/vm/milestones.ts';
-import { ensureOverlay, imageInfo, nextPowerOfTwo } from '../electron/engine/vm/overlay.ts';
+import { bareCommand } from './bare.ts';
 import { type BenchRow, median } from './stats.ts';
 
 const PROMPT = /[#$] $/;
@@ -39,16 +39,7 @@ async function bareRun(
   rootfs: string,
   sd: boolean,
 ): Promise<number> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'stacklab-bare-'));
-  const disk = path.join(dir, 'disk.qcow2');
-  const size = sd ? nextPowerOfTwo((await imageInfo(qemuImg, rootfs)).virtualSize) : undefined;
-  await ensureOverlay({ qemuImg, base: rootfs, baseFormat: 'raw', path: disk, sizeBytes: size });
-  const sockDir = mkdtempSync(path.join(os.tmpdir(), 'sl-'));
-  const args = argv
-    .filter((a) => a !== '-S')
-    .map((a) => (a.startsWith('socket,id=serial0,') ? 'stdio,id=serial0,signal=off' : a))
-    .map((a) => a.replace(/file=[^,]*disk\.qcow2/, `file=${disk}`))
-    .map((a) => a.replace(/\/tmp\/stacklab-\d+\/[0-9a-f]+\//g, `${sockDir}/`));
+  const { args, cleanup } = await bareCommand(argv, qemuImg, rootfs, sd);
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const p = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -68,8 +59,7 @@ async function bareRun(
       }
     });
     p.on('exit', () => {
-      rmSync(dir, { recursive: true, force: true });
-      rmSync(sockDir, { recursive: true, force: true });
+      cleanup();
       if (!loggedIn) reject(new Error(`bare QEMU exited before a login prompt: ${text.slice(-300)}`));
     });
   });

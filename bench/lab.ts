@@ -14,10 +14,10 @@ import path from 'node:path';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { createEngine, type Engine } from '../electron/engine/index.ts';
 import { stripAnsi } from '../electron/engine/vm/milestones.ts';
-import { ensureOverlay, imageInfo, nextPowerOfTwo } from '../electron/engine/vm/overlay.ts';
 import { type LabServer, startLabServer } from '../electron/lab/lab-server.ts';
 import { contentType, resolveStaticPath } from '../electron/lab/static-files.ts';
 import { ensureRendererBuilt, RENDERER_DIR } from '../test/e2e/build-renderer.ts';
+import { bareCommand } from './bare.ts';
 import { type BenchRow, median } from './stats.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -184,16 +184,7 @@ async function floodBare(
   rootfs: string,
   sd: boolean,
 ): Promise<{ ms: number; bytes: number }> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'stacklab-bare-'));
-  const disk = path.join(dir, 'disk.qcow2');
-  const size = sd ? nextPowerOfTwo((await imageInfo(qemuImg, rootfs)).virtualSize) : undefined;
-  await ensureOverlay({ qemuImg, base: rootfs, baseFormat: 'raw', path: disk, sizeBytes: size });
-  const sockDir = mkdtempSync(path.join(os.tmpdir(), 'sl-'));
-  const args = argv
-    .filter((a) => a !== '-S')
-    .map((a) => (a.startsWith('socket,id=serial0,') ? 'stdio,id=serial0,signal=off' : a))
-    .map((a) => a.replace(/file=[^,]*disk\.qcow2/, `file=${disk}`))
-    .map((a) => a.replace(/\/tmp\/stacklab-\d+\/[0-9a-f]+\//g, `${sockDir}/`));
+  const { args, cleanup } = await bareCommand(argv, qemuImg, rootfs, sd);
   const nonce = Math.random().toString(36).slice(2, 8);
   const marker = new RegExp(`\nmark-42-${nonce}\r?\n`);
   const p = spawn(binary, args, { stdio: ['pipe', 'pipe', 'ignore'] });
@@ -230,8 +221,7 @@ async function floodBare(
   } finally {
     p.kill('SIGKILL');
     await new Promise((r) => (p.exitCode !== null || p.signalCode !== null ? r(null) : p.once('exit', r)));
-    rmSync(dir, { recursive: true, force: true });
-    rmSync(sockDir, { recursive: true, force: true });
+    cleanup();
   }
 }
 
