@@ -3,6 +3,7 @@ import type { ParseArgsConfig } from 'node:util';
 import { runInGuest } from '../engine/vm/guest-shell.ts';
 import { liveEntries } from '../engine/vm/process.ts';
 import type { Vm } from '../engine/vm/vm.ts';
+import { buildCommands } from './build-commands.ts';
 import { diskCommands } from './disk-commands.ts';
 import { doctor, printDoctor } from './doctor.ts';
 import { flashCommands } from './flash-commands.ts';
@@ -195,6 +196,7 @@ export const commands: Record<string, Command> = {
   ...stackCommands,
   ...diskCommands,
   ...flashCommands,
+  ...buildCommands,
 
   serve: {
     summary: 'lab mode: serve the app to a browser on 127.0.0.1',

@@ -3,6 +3,7 @@
 // message that crosses a process boundary is validated against the same source.
 // This file must stay free of Node and Electron imports: the renderer bundles it.
 import { z } from 'zod';
+import { CustomiseSpec, PublicCustomisation } from './customise-rules.ts';
 
 export const VmState = z.enum(['starting', 'booting', 'running', 'stopping', 'stopped', 'crashed', 'lost']);
 export type VmState = z.infer<typeof VmState>;
@@ -85,6 +86,8 @@ export const TermTarget = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('monitor'), vmId: Id }),
   // Foreign userspace straight on the host kernel: a shell in an image's root filesystem under qemu-user.
   z.object({ kind: z.literal('usermode'), imageId: Id, arch: z.string().min(1).max(32).optional() }),
+  // A Yocto build's live bitbake output (read-only: the build is cancelled with build.cancel).
+  z.object({ kind: z.literal('build'), buildId: Id }),
 ]);
 export type TermTarget = z.infer<typeof TermTarget>;
 
@@ -100,6 +103,8 @@ export const Progress = z.object({
   ratePerSec: z.number().optional(),
   etaSec: z.number().optional(),
   message: z.string().optional(),
+  /** The step of a task that has several, each with its own bar (flashing: write, verify). */
+  phase: z.string().max(32).optional(),
 });
 export type Progress = z.infer<typeof Progress>;
 
@@ -142,6 +147,117 @@ export const StackPreset = z.object({
   layers: z.array(z.object({ name: z.string(), image: z.string(), depth: z.number().int() })),
 });
 export type StackPreset = z.infer<typeof StackPreset>;
+
+// Yocto builds (electron/engine/build): what can be built, and one build's state as it runs.
+export const BuildTargets = z.object({
+  releases: z.array(z.object({ name: z.string(), version: z.string() })),
+  images: z.array(z.object({ image: z.string(), summary: z.string(), machines: z.array(z.string()) })),
+  defaults: z.object({ release: z.string(), runner: z.enum(['host', 'container']) }),
+  /** One line when builds cannot start here as things stand (e.g. running as root). */
+  blocked: z.string().optional(),
+});
+export type BuildTargets = z.infer<typeof BuildTargets>;
+
+export const BuildState = z.enum([
+  'preparing',
+  'running',
+  'importing',
+  'succeeded',
+  'failed',
+  'cancelled',
+  'lost',
+]);
+export type BuildState = z.infer<typeof BuildState>;
+
+export const BuildInfo = z.object({
+  id: Id,
+  image: z.string(),
+  machine: z.string(),
+  release: z.string(),
+  /** The workspace directory. */
+  dir: z.string(),
+  runner: z.enum(['host', 'container']),
+  /** Built from the download cache only (BB_NO_NETWORK). */
+  offline: z.boolean(),
+  state: BuildState,
+  /** bitbake's progress as knotty shows it: parsing %, setscene N/M, task N/M. */
+  progress: z.object({
+    phase: z.enum(['preparing', 'parsing', 'setscene', 'tasks', 'importing', 'done', 'failed']),
+    label: z.string(),
+    percent: z.number(),
+    done: z.number(),
+    total: z.number(),
+    currentTasks: z.array(z.string()),
+  }),
+  warnings: z.array(z.string()),
+  startedAt: z.number(),
+  endedAt: z.number().optional(),
+  /** One line: what happened (set when the build ends). */
+  message: z.string().optional(),
+  /** The first failed task; `failedTasks` counts them all. */
+  failure: z
+    .object({ task: z.string(), recipe: z.string(), logPath: z.string().optional(), line: z.string() })
+    .optional(),
+  failedTasks: z.number().int().optional(),
+  /** The line that matters, shortened for people. */
+  keyLine: z.string().optional(),
+  exitCode: z.number().nullable().optional(),
+  /** Library ids of the images this build put in the library. */
+  imported: z.array(Id),
+});
+export type BuildInfo = z.infer<typeof BuildInfo>;
+
+// Try, customise, flash (electron/engine/handlers/flash.ts).
+export const CustomiseStatus = z.object({
+  imageId: Id,
+  vmId: Id,
+  /** The VM boots a customised copy of the image (the image itself is never changed). */
+  customised: z.boolean(),
+  changes: z.array(z.string()),
+  /** What was set, without the password or the Wi-Fi passphrase. */
+  settings: PublicCustomisation.optional(),
+  flavour: z.string().optional(),
+  why: z.string().optional(),
+  notes: z.array(z.string()),
+  createdAt: z.number().optional(),
+  /** The VM has a disk with changes from earlier runs: customising again starts a fresh one. */
+  hasDisk: z.boolean(),
+  running: z.boolean(),
+});
+export type CustomiseStatus = z.infer<typeof CustomiseStatus>;
+
+export const DriveChoice = z.object({
+  device: z.string(),
+  description: z.string(),
+  sizeBytes: z.number().nullable(),
+  removable: z.boolean(),
+  system: z.boolean(),
+  readOnly: z.boolean(),
+  virtual: z.boolean(),
+  mountpoints: z.array(z.string()),
+  /** May receive the image; otherwise `reason` says why not, in one line. */
+  eligible: z.boolean(),
+  reason: z.string().optional(),
+  /** Writing it needs administrator rights the system will ask for. */
+  needsElevation: z.boolean(),
+});
+export type DriveChoice = z.infer<typeof DriveChoice>;
+
+export const FlashFinished = z.object({
+  taskId: Id,
+  imageId: Id,
+  device: z.string(),
+  /** A customised copy was written (the bytes its VM booted), not the image as it came. */
+  customised: z.boolean(),
+  imageBytes: z.number(),
+  bytesWritten: z.number(),
+  verified: z.boolean(),
+  durationMs: z.number(),
+  averageSpeed: z.number(),
+  /** The drive was unmounted and can be removed. */
+  ejected: z.boolean(),
+});
+export type FlashFinished = z.infer<typeof FlashFinished>;
 
 const Empty = z.object({}).strict();
 const Ok = z.object({ ok: z.literal(true) });
@@ -252,6 +368,84 @@ export const requests = {
   // Flow control: the renderer acknowledges characters once xterm.js has parsed them.
   'term.ack': { params: z.object({ termId: Id, chars: z.number().int().min(0) }).strict(), result: Ok },
   'term.close': { params: z.object({ termId: Id }).strict(), result: Ok },
+  'build.targets': { params: Empty, result: BuildTargets },
+  // Starts a build and returns at once; `build.changed` events follow it to the end.
+  'build.start': {
+    params: z
+      .object({
+        image: z.string().min(1).max(64),
+        machine: z.string().min(1).max(64),
+        release: z.string().min(1).max(32),
+        /** The workspace directory (absolute); default: one per choice under the data dir. */
+        dir: z.string().min(1).max(4096).optional(),
+        runner: z.enum(['host', 'container']).optional(),
+        /** Build only from what the download cache holds (BB_NO_NETWORK). */
+        offline: z.boolean().optional(),
+      })
+      .strict(),
+    result: BuildInfo,
+  },
+  'build.status': { params: z.object({ buildId: Id }).strict(), result: BuildInfo },
+  // This engine's builds and the ones recorded by other Stacklab processes, newest first.
+  'build.list': { params: Empty, result: z.array(BuildInfo) },
+  // Ctrl-C to bitbake (running tasks finish), a second one later, then kill.
+  'build.cancel': { params: z.object({ buildId: Id }).strict(), result: Ok },
+  // Customises the image's VM: a derived working copy it boots from next (the base is never
+  // changed); passwords are hashed in the engine and never stored in plain text.
+  'vm.customise': {
+    params: z.object({ imageId: Id, spec: CustomiseSpec, resetDisk: z.boolean().default(false) }).strict(),
+    result: z.object({
+      imageId: Id,
+      vmId: Id,
+      cached: z.boolean(),
+      flavour: z.string(),
+      why: z.string(),
+      changes: z.array(z.string()),
+      notes: z.array(z.string()),
+    }),
+  },
+  'customise.get': { params: z.object({ imageId: Id }).strict(), result: CustomiseStatus },
+  'customise.reset': {
+    params: z.object({ imageId: Id }).strict(),
+    result: z.object({ dropped: z.boolean() }),
+  },
+  // Drives with whether each may receive this image's flash, and why not when refused.
+  'drives.list': {
+    params: z.object({ imageId: Id.optional() }).strict(),
+    result: z.object({
+      drives: z.array(DriveChoice),
+      source: z
+        .object({
+          imageId: Id,
+          customised: z.boolean(),
+          changes: z.array(z.string()),
+          imageBytes: z.number(),
+        })
+        .optional(),
+      /** Why writing a drive asks for administrator rights, said before the system asks. */
+      elevation: z.string(),
+    }),
+  },
+  // Writes the image (its VM's customised copy when it has one) to a drive; returns at once.
+  // `progress` events (phase write/verify) follow under the task id, then `flash.finished`;
+  // task.cancel stops it.
+  'flash.start': {
+    params: z
+      .object({
+        imageId: Id.optional(),
+        vmId: Id.optional(),
+        device: z.string().min(1).max(256),
+        confirm: z.literal(true, {
+          message: 'confirm must be true: flashing replaces everything on the drive',
+        }),
+        verify: z.boolean().default(true),
+      })
+      .strict()
+      .refine((p) => (p.imageId === undefined) !== (p.vmId === undefined), {
+        message: 'give the imageId or the vmId to flash (one of them)',
+      }),
+    result: z.object({ taskId: Id }),
+  },
   'settings.get': { params: Empty, result: z.record(z.string(), z.unknown()) },
   'settings.set': {
     params: z.object({ key: z.string().min(1).max(64), value: z.unknown() }).strict(),
@@ -272,6 +466,8 @@ export const events = {
   'term.exit': z.object({ termId: Id, code: z.number().nullable() }),
   progress: Progress,
   'images.changed': z.object({}),
+  'flash.finished': FlashFinished,
+  'build.changed': BuildInfo,
 } as const;
 
 export type EventName = keyof typeof events;

@@ -49,7 +49,8 @@ export class EventHub {
       this.emit('progress', {
         taskId,
         label,
-        state: 'failed',
+        // Work that was cancelled on purpose throws an AbortError (as fetch and streams do).
+        state: (e as Error).name === 'AbortError' ? 'cancelled' : 'failed',
         done: 0,
         unit: 'items',
         message: (e as Error).message,

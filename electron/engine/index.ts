@@ -1,7 +1,11 @@
 // createEngine(): the engine assembled. Every front end (Electron main, lab mode, CLI,
 // tests) calls this and then talks to it only through `dispatcher` and `hub`.
+import { Builds } from './build/builds.ts';
 import { VmDisks } from './disks/vm-disks.ts';
 import { Dispatcher, EventHub, type Handlers } from './engine.ts';
+import { FlashJobs, type TestOnlyDrive } from './flash/flash-jobs.ts';
+import { buildHandlers } from './handlers/build.ts';
+import { flashHandlers } from './handlers/flash.ts';
 import { hostInfo } from './host.ts';
 import { ImageService } from './images/service.ts';
 import { Library } from './library.ts';
@@ -33,12 +37,18 @@ export interface Engine {
   disks: VmDisks;
   stacks: Stacks;
   terminals: Terminals;
+  builds: Builds;
   qemu(): Promise<QemuInstall>;
   dispose(): Promise<void>;
 }
 
 export async function createEngine(
-  opts: { env?: NodeJS.ProcessEnv; settings?: Settings } = {},
+  opts: {
+    env?: NodeJS.ProcessEnv;
+    settings?: Settings;
+    /** TEST-ONLY MOCK: a drive list fed in as data, file-backed targets included (flash/flash-jobs.ts). */
+    testOnlyDrives?: TestOnlyDrive[];
+  } = {},
 ): Promise<Engine> {
   const env = opts.env ?? process.env;
   const home = stacklabHome(env);
@@ -82,6 +92,12 @@ export async function createEngine(
     return { title: `${vm.plan.name} — ${ch.name}`, channel: ch };
   };
   const terminals = new Terminals({ hub, resolve: channelFor });
+  const builds = new Builds({ hub, library, home, env });
+  const flashJobs = new FlashJobs({
+    engine: { library, supervisor, qemu },
+    hub,
+    testOnlyDrives: opts.testOnlyDrives,
+  });
 
   const handlers: Handlers = {
     'host.info': async () => hostInfo(),
@@ -106,7 +122,7 @@ export async function createEngine(
     'images.import': (p) => images.import(p.path),
     'images.remove': async (p) => ({ freedBytes: await images.remove(p.imageId) }),
     'task.cancel': async (p) => {
-      images.cancel(p.taskId);
+      if (!flashJobs.cancel(p.taskId)) images.cancel(p.taskId);
       return { ok: true as const };
     },
     'vm.list': async () => supervisor.list(),
@@ -195,6 +211,8 @@ export async function createEngine(
     },
     'term.open': async (p) => {
       const t = p.target;
+      if (t.kind === 'build')
+        return terminals.openSource(t, p.cols, p.rows, (on) => builds.attach(t.buildId, on));
       if (t.kind !== 'usermode') return terminals.open(t, p.cols, p.rows);
       // Unpacking a root filesystem the first time can take a while: show it as a task.
       if (process.platform !== 'linux') throw new Error('user-mode emulation runs on Linux hosts only');
@@ -230,12 +248,14 @@ export async function createEngine(
       terminals.close(p.termId);
       return { ok: true as const };
     },
+    ...flashHandlers({ library, supervisor, qemu, hub }, flashJobs),
     'settings.get': async () => settings.all(),
     'settings.set': async (p) => {
       settings.set(p.key, p.value);
       if (p.key === 'qemuPath') qemuFound = undefined;
       return { ok: true as const };
     },
+    ...buildHandlers(builds),
   };
 
   return {
@@ -247,9 +267,11 @@ export async function createEngine(
     disks,
     stacks,
     terminals,
+    builds,
     qemu,
     async dispose() {
       terminals.closeAll();
+      await builds.dispose();
       for (const st of stacks.list()) await stacks.down(st.spec.name).catch(() => undefined);
       await supervisor.dispose();
     },

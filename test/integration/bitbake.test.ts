@@ -23,71 +23,32 @@ import os from 'node:os';
 import path from 'node:path';
 import pty from 'node-pty';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BuildInfo } from '../../electron/common/contract.ts';
 import { bitbakeEnv } from '../../electron/engine/build/buildenv.ts';
 import type { RepoName, YoctoRelease } from '../../electron/engine/build/releases.ts';
 import { type BuildResult, type RunOptions, runBitbake } from '../../electron/engine/build/runner.ts';
 import {
+  checkDiskSpace,
   cloneLayers,
   createWorkspace,
   type Workspace,
   type WorkspaceChoice,
 } from '../../electron/engine/build/workspace.ts';
+import { bitbakeSkipReason, isRoot, runAs } from '../helpers/bitbake-env.ts';
+import { CLI, runCli } from '../helpers/cli.ts';
 
 const env = process.env;
 const POKY = env.POKY_DIR;
 const META_RPI = env.META_RPI_DIR;
 const META_OE = env.META_OE_DIR;
 const SPLIT = env.OE_CORE_DIR && env.BITBAKE_DIR && env.META_YOCTO_DIR;
-const isRoot = process.getuid?.() === 0;
-const buildUser = env.STACKLAB_BUILD_USER ?? 'stacklab-build';
 const MIN = 60_000;
 
-function userExists(name: string): boolean {
-  try {
-    execFileSync('getent', ['passwd', name], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function hasLocale(): boolean {
-  try {
-    return /^en_US\.utf-?8$/im.test(execFileSync('locale', ['-a'], { encoding: 'utf8' }));
-  } catch {
-    return false;
-  }
-}
-
-/** HOSTTOOLS from the checkout's own bitbake.conf, less the ones not on this system's PATH. */
-function missingHostTools(poky: string): string[] {
-  const conf = readFileSync(path.join(poky, 'meta/conf/bitbake.conf'), 'utf8');
-  const tools = new Set<string>();
-  for (const m of conf.matchAll(/^HOSTTOOLS \+= " \\\n([\s\S]*?)^"/gm)) {
-    for (const t of m[1]!.split(/[\s\\]+/)) if (t) tools.add(t);
-  }
-  const dirs = ['/usr/local/bin', '/usr/bin', '/bin', '/usr/sbin', '/sbin'];
-  return [...tools].filter((t) => !dirs.some((d) => existsSync(path.join(d, t))));
-}
-
-function whyNot(): string | undefined {
-  if (!POKY) return 'POKY_DIR is not set (a poky checkout with the scarthgap branch)';
-  if (process.platform !== 'linux') return 'bitbake runs on Linux only';
-  if (isRoot && !userExists(buildUser)) {
-    return `running as root and there is no user '${buildUser}' to run bitbake as (useradd --create-home ${buildUser})`;
-  }
-  if (!hasLocale()) return 'the en_US.UTF-8 locale is not installed (bitbake exits without it)';
-  const missing = missingHostTools(POKY);
-  if (missing.length) return `host tools bitbake needs are missing: ${missing.join(' ')}`;
-  return undefined;
-}
-
-const skip = whyNot();
+const skip = bitbakeSkipReason(POKY);
 if (skip) console.log(`[bitbake integration] skipped: ${skip}`);
 
 const keep = env.STACKLAB_TEST_WORKDIR;
 let work = '';
-const runAs = isRoot ? buildUser : undefined;
 const timings: Record<string, number> = {};
 const closing: Record<string, string[]> = {};
 
@@ -537,5 +498,160 @@ describe.skipIf(!!skip || !SPLIT)('bitbake on whinlatter (bitbake + openembedded
       );
     },
     30 * MIN,
+  );
+});
+
+describe.skipIf(!!skip)('stacklab build (the CLI) on real bitbake, with no network', () => {
+  // stacklab-guest-image for qemux86-64: one configuration (~925 recipes), the smallest
+  // parse; --offline (BB_NO_NETWORK) so the first do_fetch fails at once instead of after
+  // wget's timeouts. The engine clones poky from POKY_DIR and runs bitbake as the build user.
+  const args = () => [
+    'build',
+    'stacklab-guest-image',
+    '--machine',
+    'qemux86-64',
+    '--dir',
+    path.join(work, 'cli-guest'),
+    '--offline',
+  ];
+  const cliEnv = (): Record<string, string> => {
+    const e: Record<string, string> = {};
+    for (const [k, v] of Object.entries(process.env)) if (v !== undefined) e[k] = v;
+    Object.assign(e, {
+      STACKLAB_HOME: path.join(work, 'cli-home'),
+      STACKLAB_CACHE: path.join(work, 'cli-cache'),
+      POKY_DIR: POKY!,
+    });
+    if (runAs) e.STACKLAB_BUILD_USER = runAs;
+    else delete e.STACKLAB_BUILD_USER;
+    return e;
+  };
+  const say = (label: string, out: string) => {
+    console.log(`[bitbake integration] ${label}:`);
+    for (const l of out.trim().split('\n').slice(-8)) console.log(`  | ${l.slice(0, 220)}`);
+  };
+
+  beforeAll(() => {
+    // The build user has to reach the workspace through the test's folder.
+    if (runAs && work) execFileSync('chown', [`${runAs}:`, work]);
+  });
+
+  it(
+    'fails at do_fetch and ends with the summary on stderr and exit status 1',
+    async () => {
+      const t0 = Date.now();
+      const r = await runCli(args(), { env: cliEnv(), timeoutMs: 25 * MIN });
+      timings['stacklab build (1)'] = Date.now() - t0;
+      say('stacklab build stacklab-guest-image (1) stdout', r.stdout);
+      say('stacklab build stacklab-guest-image (1) stderr', r.stderr);
+      expect(r.code, r.stderr).toBe(1);
+      // What bitbake printed, line by line (no terminal: plain lines, footer left out). A
+      // workspace kept from an earlier run (STACKLAB_TEST_WORKDIR) loads its whole cache.
+      expect(r.stdout).toMatch(
+        /^(Parsing of \d+ \.bb files complete \(\d+ cached, \d+ parsed\)\. \d+ targets, \d+ skipped, 0 masked, 0 errors\.|Loaded \d+ entries from dependency cache\.)$/m,
+      );
+      expect(r.stdout).toMatch(
+        /^\[build stacklab-guest-image-qemux86-64-[0-9a-f]{6}\] \d+% (Loading cache|Parsing recipes)$/m,
+      );
+      expect(r.stdout).toMatch(/^\[build \S+\] \d+% Running tasks \d+\/\d+$/m);
+      expect(r.stdout).not.toMatch(/^(Currently\s+\d+ running tasks|Setscene tasks: )/m);
+      const disk = checkDiskSpace(path.join(work, 'cli-guest'));
+      if (!disk.ok) {
+        expect(r.stdout).toMatch(/^warning: only \d+ GB free on .+; a Yocto build needs about 100 GB/m);
+      }
+      // The summary: headline, failed task, its log, the line that matters, the workspace.
+      expect(r.stderr).toMatch(/^build failed: \S+ do_fetch failed$/m);
+      expect(r.stderr).toMatch(/^ {2}failed task: \S+ do_fetch( \(the first of \d+ failed tasks\))?$/m);
+      const log = /^ {2}log: +(\S+)$/m.exec(r.stderr)?.[1];
+      expect(log).toMatch(/\/temp\/log\.do_fetch\.\d+$/);
+      expect(readFileSync(log!, 'utf8')).toMatch(/NetworkAccess/);
+      expect(r.stderr).toMatch(
+        /^ {2}error: +network access is off \(BB_NO_NETWORK\) and \S+ is not in the download cache$/m,
+      );
+      expect(r.stderr).toContain(
+        `workspace:   ${path.join(work, 'cli-guest')} (run the same command again to retry)`,
+      );
+    },
+    30 * MIN,
+  );
+
+  it(
+    'runs again in the same workspace from the parse cache, and build status lists both',
+    async () => {
+      const t0 = Date.now();
+      const r = await runCli(args(), { env: cliEnv(), timeoutMs: 15 * MIN });
+      timings['stacklab build (again)'] = Date.now() - t0;
+      say('stacklab build stacklab-guest-image (again) stderr', r.stderr);
+      expect(r.code, r.stderr).toBe(1);
+      // From the first run's parse cache: all of it loaded, or all but a few recipes.
+      const cached =
+        /^Loaded (\d+) entries from dependency cache\.$/m.exec(r.stdout)?.[1] ??
+        /Parsing of \d+ \.bb files complete \((\d+) cached/.exec(r.stdout)?.[1];
+      expect(Number(cached ?? 0), r.stdout.slice(-2000)).toBeGreaterThan(0);
+      expect(r.stderr).toMatch(/^build failed: \S+ do_fetch failed/m);
+
+      const status = await runCli(['build', 'status', '--json'], { env: cliEnv() });
+      expect(status.code).toBe(0);
+      const list = JSON.parse(status.stdout) as BuildInfo[];
+      const mine = list.filter((b) => b.dir === path.join(work, 'cli-guest'));
+      expect(mine.length).toBeGreaterThanOrEqual(2);
+      expect(mine.slice(0, 2).map((b) => [b.state, b.failure?.task])).toEqual([
+        ['failed', 'do_fetch'],
+        ['failed', 'do_fetch'],
+      ]);
+      expect(mine[0]!.startedAt).toBeGreaterThan(mine[1]!.startedAt);
+      const human = await runCli(['build', 'status'], { env: cliEnv() });
+      expect(human.stdout).toMatch(
+        new RegExp(`^${mine[0]!.id} +failed +stacklab-guest-image qemux86-64 scarthgap`, 'm'),
+      );
+      expect(human.stdout).toMatch(/^ {4}network access is off/m);
+    },
+    20 * MIN,
+  );
+
+  it(
+    'on a terminal draws one progress line in place, and Ctrl-C cancels the build (exit status 130)',
+    async () => {
+      const term = pty.spawn(process.execPath, [CLI, ...args()], {
+        cols: 100,
+        rows: 30,
+        env: cliEnv(),
+      });
+      let out = '';
+      let sent = false;
+      const code = await new Promise<number>((resolve) => {
+        term.onData((d) => {
+          out += d;
+          // Once bitbake itself is running (its progress is on the bar), interrupt it.
+          if (
+            !sent &&
+            /\r\x1b\[2K\[[#.]{20}\] +\d+% (Loading cache|Parsing recipes|Initialising tasks|Running tasks)/.test(
+              out,
+            )
+          ) {
+            sent = true;
+            term.write('\x03');
+          }
+        });
+        term.onExit(({ exitCode }) => resolve(exitCode));
+      });
+      say('stacklab build on a tty, Ctrl-C', out.replace(/\r\x1b\[2K/g, '\n'));
+      expect(sent, out.slice(-2000)).toBe(true);
+      expect(code).toBe(130);
+      expect(out).toContain('cancelling: bitbake lets running tasks finish (Ctrl-C again to stop them now)');
+      // One Ctrl-C is one cancel (not taken for the second, forced one), and bitbake heard it.
+      expect(out).not.toContain('stopping the running tasks now');
+      expect(out).toContain('Keyboard Interrupt, closing down...');
+      expect(out).toMatch(
+        /build stacklab-guest-image-qemux86-64-[0-9a-f]{6} cancelled; run the same command again/,
+      );
+      // A terminal gets the redrawn bar, not a progress line per step.
+      expect(out).not.toMatch(/^\[build \S+\] \d+%/m);
+      const status = JSON.parse(
+        (await runCli(['build', 'status', '--json'], { env: cliEnv() })).stdout,
+      ) as BuildInfo[];
+      expect(status[0]?.state).toBe('cancelled');
+    },
+    15 * MIN,
   );
 });

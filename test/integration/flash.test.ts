@@ -4,7 +4,7 @@
 // real drives.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -113,6 +113,63 @@ describe('flash to a file-backed target', () => {
         verify: false,
       }),
     ).resolves.toMatchObject({ verified: false });
+  });
+
+  it('cancelling stops the write, or the read-back, with a one-line cancelled error', async () => {
+    // MOCK (a card whose speed we control cannot exist here): a file destination that
+    // calls `onWrite` / `onRead` as etcher-sdk writes it and, when verifying, reads it back.
+    class WatchedFileMock extends sourceDestination.File {
+      onWrite = () => {};
+      onRead = () => {};
+      override async createWriteStream(o?: { highWaterMark?: number }) {
+        const s = await super.createWriteStream(o);
+        const w = s as unknown as { _write: (...a: unknown[]) => void; _writev?: (...a: unknown[]) => void };
+        const write = w._write.bind(s);
+        w._write = (...a) => {
+          this.onWrite();
+          write(...a);
+        };
+        if (w._writev) {
+          const writev = w._writev.bind(s);
+          w._writev = (...a) => {
+            this.onWrite();
+            writev(...a);
+          };
+        }
+        return s;
+      }
+      override async read(buffer: Buffer, bufferOffset: number, length: number, sourceOffset: number) {
+        this.onRead();
+        return super.read(buffer, bufferOffset, length, sourceOffset);
+      }
+    }
+    for (const phase of ['write', 'verify'] as const) {
+      const out = path.join(tmp, `out-cancel-${phase}.img`);
+      writeFileSync(out, '');
+      const ctl = new AbortController();
+      const dest = new WatchedFileMock({ path: out, write: true });
+      let calls = 0;
+      const trip = () => {
+        if (++calls === 2) ctl.abort();
+      };
+      if (phase === 'write') dest.onWrite = trip;
+      else dest.onRead = trip;
+      const seen = new Set<string>();
+      const err = await flash({
+        source: src,
+        target: { destination: dest, name: 'the card' },
+        verify: true,
+        signal: ctl.signal,
+        onProgress: (p) => seen.add(p.phase),
+      }).catch((e: Error) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).name).toBe('AbortError');
+      expect((err as Error).message).toBe(
+        'cancelled: the card holds only part of the image now; write it again before using it',
+      );
+      expect(seen.has('finished')).toBe(false);
+      if (phase === 'write') expect(statSync(out).size).toBeLessThan(24 * MiB);
+    }
   });
 
   it('refuses nonsense targets and sources in one line', async () => {

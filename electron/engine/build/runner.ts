@@ -253,6 +253,18 @@ export class BitbakeRun extends EventEmitter<RunEvents> {
     return this.done;
   }
 
+  /** Cancel without the grace period (a second Ctrl-C from the user): knotty's forced stop
+   *  now, which kills the running tasks, then SIGKILL after killAfterMs. */
+  hurry(): Promise<BuildResult> {
+    if (this.exited) return this.done;
+    this.cancelled = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers = [];
+    this.interrupt();
+    this.timers.push(setTimeout(() => this.forceStop(), this.options.killAfterMs ?? 30_000));
+    return this.done;
+  }
+
   private interrupt(): void {
     if (!this.exited) this.term.write('\x03');
   }

@@ -6,11 +6,15 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { type PublicCustomisation, publicCustomisation } from '../../common/customise-rules.ts';
 import { deriveBase, dropWorkingBase, readWorkingBase, writeWorkingBase } from '../disk/workbase.ts';
 import type { Engine } from '../index.ts';
 import { customiseImage, type Flavour } from './apply.ts';
 import { sha512Crypt } from './sha512-crypt.ts';
 import { type CustomiseSpec, describeSpec, parseCustomiseSpec } from './spec.ts';
+
+/** The parts of the engine customising needs (handlers get them before the Engine exists). */
+export type CustomiseEngine = Pick<Engine, 'library' | 'supervisor' | 'qemu'>;
 
 export interface CustomiseResult {
   vmId: string;
@@ -69,7 +73,7 @@ function sortKeys(v: unknown): unknown {
   return v;
 }
 
-function vmPaths(engine: Engine, vmId: string) {
+function vmPaths(engine: CustomiseEngine, vmId: string) {
   const vmDir = engine.supervisor.vmDir(vmId);
   return { vmDir, basesDir: path.join(vmDir, 'bases'), overlay: path.join(vmDir, 'disk.qcow2') };
 }
@@ -78,7 +82,7 @@ function vmPaths(engine: Engine, vmId: string) {
  * Refuses while the VM runs — in this engine, or in another Stacklab process (the app while
  * the CLI customises): QEMU holds a write lock on the overlay, which qemu-img then reports.
  */
-async function refuseIfRunning(engine: Engine, vmId: string, doing: string): Promise<void> {
+async function refuseIfRunning(engine: CustomiseEngine, vmId: string, doing: string): Promise<void> {
   const vm = engine.supervisor.find(vmId);
   if (vm && !vm.exit) throw new Error(`${vmId} is running; stop it before ${doing}`);
   const overlay = path.join(engine.supervisor.vmDir(vmId), 'disk.qcow2');
@@ -93,7 +97,7 @@ async function refuseIfRunning(engine: Engine, vmId: string, doing: string): Pro
 }
 
 export async function customiseVm(
-  engine: Engine,
+  engine: CustomiseEngine,
   imageId: string,
   input: unknown,
   opts: CustomiseOptions = {},
@@ -151,6 +155,8 @@ export async function customiseVm(
     flavour,
     why,
     notes,
+    // What was set, for showing again; the secrets are only in the image, hashed.
+    settings: publicCustomisation(spec),
   });
   return {
     vmId,
@@ -164,9 +170,50 @@ export async function customiseVm(
   };
 }
 
+export interface CustomisationStatus {
+  imageId: string;
+  vmId: string;
+  /** The VM boots a customised copy of the image. */
+  customised: boolean;
+  changes: string[];
+  settings?: PublicCustomisation;
+  flavour?: string;
+  why?: string;
+  notes: string[];
+  createdAt?: number;
+  /** The VM has a disk with changes from earlier runs (customising again starts a fresh one). */
+  hasDisk: boolean;
+  running: boolean;
+}
+
+/** What is applied to an image's VM now, without secrets. */
+export async function customisationStatus(
+  engine: CustomiseEngine,
+  imageId: string,
+): Promise<CustomisationStatus> {
+  const image = await engine.library.resolve(imageId);
+  const { vmDir, basesDir, overlay } = vmPaths(engine, image.id);
+  const rec = readWorkingBase(vmDir);
+  const customised = rec !== undefined && path.dirname(rec.path) === basesDir;
+  const vm = engine.supervisor.find(image.id);
+  return {
+    imageId: image.id,
+    vmId: image.id,
+    customised,
+    changes: rec?.changes ?? [],
+    settings: customised ? rec?.settings : undefined,
+    flavour: customised ? rec?.flavour : undefined,
+    why: customised ? rec?.why : undefined,
+    notes: customised ? (rec?.notes ?? []) : [],
+    createdAt: rec?.createdAt,
+    hasDisk: existsSync(overlay),
+    running: vm !== undefined && !vm.exit,
+  };
+}
+
 /** Drops the VM's customisation and its disk: the next boot starts from the pristine base. */
 export async function resetCustomisation(
-  engine: Engine,
+  engine: CustomiseEngine,
   imageId: string,
 ): Promise<{ vmId: string; dropped: boolean }> {
   const image = await engine.library.resolve(imageId);
@@ -184,7 +231,7 @@ export async function resetCustomisation(
 
 /** What "flash this" writes: the VM's customised working base when it has one, else the image's own disk. */
 export async function flashSourceFor(
-  engine: Engine,
+  engine: CustomiseEngine,
   imageId: string,
 ): Promise<{ path: string; customised: boolean; changes: string[] }> {
   const image = await engine.library.resolve(imageId);

@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import type { PublicCustomisation } from '../../common/customise-rules.ts';
 import { findPartitions, type ImagePartitions } from './partitions.ts';
 
 const run = promisify(execFile);
@@ -108,6 +109,8 @@ export interface WorkingBaseRecord {
   flavour?: string;
   why?: string;
   notes?: string[];
+  /** The customisation's settings without its secrets, to show them again. */
+  settings?: PublicCustomisation;
 }
 
 const RECORD = 'working-base.json';

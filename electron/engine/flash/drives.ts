@@ -143,3 +143,46 @@ export function chooseTarget(
   }
   return drive;
 }
+
+export interface DriveChoice {
+  device: string;
+  description: string;
+  sizeBytes: number | null;
+  removable: boolean;
+  system: boolean;
+  readOnly: boolean;
+  virtual: boolean;
+  mountpoints: string[];
+  eligible: boolean;
+  reason?: string;
+  needsElevation: boolean;
+}
+
+/**
+ * Every drive with its verdict for this image, for a front end to show: the eligible ones
+ * first, refused ones after with their one-line reason. Without an image only the checks
+ * that need none (system, virtual, read-only, not removable, no size) can refuse.
+ */
+export function driveChoices(
+  drives: Drive[],
+  image: { path: string; bytes: number } | undefined,
+  needsRights: (d: Drive) => boolean,
+): DriveChoice[] {
+  const rows = drives.map((d): DriveChoice => {
+    const v = eligibility(d, image?.bytes ?? 0, image?.path ?? '', drives);
+    return {
+      device: d.device,
+      description: d.description,
+      sizeBytes: d.size,
+      removable: d.removable,
+      system: d.system,
+      readOnly: d.readOnly,
+      virtual: d.virtual,
+      mountpoints: d.mountpoints,
+      eligible: v.ok,
+      reason: v.ok ? undefined : v.reason,
+      needsElevation: v.ok && needsRights(d),
+    };
+  });
+  return [...rows.filter((r) => r.eligible), ...rows.filter((r) => !r.eligible)];
+}

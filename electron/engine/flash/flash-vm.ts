@@ -1,11 +1,10 @@
 // "Flash this": write the bytes the VM booted — its customised working base, not the
 // pristine image — to a card.
-import { flashSourceFor } from '../customise/vm.ts';
-import type { Engine } from '../index.ts';
+import { type CustomiseEngine, flashSourceFor } from '../customise/vm.ts';
 import { type FlashOptions, type FlashResult, flash } from './flash.ts';
 
 export async function flashVm(
-  engine: Engine,
+  engine: CustomiseEngine,
   imageId: string,
   opts: Omit<FlashOptions, 'source'>,
 ): Promise<FlashResult & { source: string; customised: boolean }> {

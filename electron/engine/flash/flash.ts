@@ -6,6 +6,7 @@
 import { accessSync, constants, existsSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { errors, multiWrite, sourceDestination } from 'etcher-sdk';
 import { quietWasmHandlers } from '../disk/quiet-wasm.ts';
 import { chooseTarget, normaliseDrive } from './drives.ts';
@@ -39,6 +40,8 @@ export interface FlashOptions {
   target: FlashTarget;
   verify?: boolean;
   onProgress?: (p: FlashProgress) => void;
+  /** Cancels the write (or the read-back); flash() then rejects with an AbortError. */
+  signal?: AbortSignal;
 }
 
 export interface FlashResult {
@@ -128,10 +131,43 @@ async function destinationFor(
   };
 }
 
+/** The error a cancelled flash rejects with: the target holds part of the image now. */
+export function cancelledError(target: string): Error {
+  const e = new Error(
+    `cancelled: ${target} holds only part of the image now; write it again before using it`,
+  );
+  e.name = 'AbortError';
+  return e;
+}
+
+/**
+ * etcher-sdk has no cancel: it reads through streams made by createReadStream (the image
+ * while writing, the target while verifying). Keeping those streams lets `signal` destroy
+ * them, which makes etcher-sdk reject (writing) or report a failed verifier (verifying).
+ */
+function cancelReadsOn(sd: sourceDestination.SourceDestination, signal: AbortSignal, err: () => Error): void {
+  const open = new Set<Readable>();
+  const methods = ['createReadStream', 'createSparseReadStream'] as const;
+  for (const m of methods) {
+    const original = (sd[m] as (...a: unknown[]) => Promise<Readable>).bind(sd);
+    (sd as unknown as Record<string, unknown>)[m] = async (...args: unknown[]) => {
+      const stream = await original(...args);
+      if (signal.aborted) stream.destroy(err());
+      else open.add(stream);
+      return stream;
+    };
+  }
+  signal.addEventListener('abort', () => {
+    for (const s of open) s.destroy(err());
+  });
+}
+
 export async function flash(opts: FlashOptions): Promise<FlashResult> {
   const started = Date.now();
   const verify = opts.verify ?? true;
   const name = targetName(opts.target);
+  const signal = opts.signal;
+  if (signal?.aborted) throw cancelledError(name);
   const { inner, size } = await openImage(opts.source);
   let dest: sourceDestination.SourceDestination | undefined;
   let isDrive = false;
@@ -139,6 +175,11 @@ export async function flash(opts: FlashOptions): Promise<FlashResult> {
   let result: Awaited<ReturnType<typeof multiWrite.decompressThenFlash>>;
   try {
     ({ dest, isDrive } = await destinationFor(opts.target, size, opts.source));
+    if (signal) {
+      const err = () => cancelledError(name);
+      cancelReadsOn(inner, signal, err);
+      cancelReadsOn(dest, signal, err);
+    }
     result = await multiWrite.decompressThenFlash({
       source: inner,
       destinations: [dest],
@@ -160,6 +201,7 @@ export async function flash(opts: FlashOptions): Promise<FlashResult> {
         }),
     });
   } catch (e) {
+    if (signal?.aborted) throw cancelledError(name);
     // Our own refusals (bad target, no rights) are already one clear line.
     throw dest ? explainFlashError(e, name) : e;
   } finally {
@@ -167,6 +209,7 @@ export async function flash(opts: FlashOptions): Promise<FlashResult> {
     await inner.close().catch(() => undefined);
     await dest?.close().catch(() => undefined);
   }
+  if (signal?.aborted) throw cancelledError(name);
   const failure = lastError ?? [...result.failures.values()][0];
   if (failure) throw explainFlashError(failure, name);
   // An image file is done when it is on disk (drives are opened O_DIRECT and need no flush).

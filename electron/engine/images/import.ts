@@ -41,6 +41,8 @@ export interface ImportOptions {
   id?: string;
   name?: string;
   description?: string;
+  /** 'build': the image came out of a Yocto build in a Stacklab workspace. */
+  source?: 'import' | 'build';
 }
 
 /** What a generic (non-Pi) guest of each architecture boots as. */
@@ -170,7 +172,7 @@ export async function importImage(input: string, opts: ImportOptions = {}): Prom
     else plan = await planFile(abs, opts, store, temps, extracted);
     if (opts.id) plan.id = slugId(opts.id);
     if (opts.name) plan.name = opts.name;
-    return await commit(plan, store, opts.description);
+    return await commit(plan, store, opts.description, opts.source);
   } catch (err) {
     // Nothing from a refused import stays: temps go, and zip entries nobody else uses too.
     const refs = await store.refCounts();
@@ -181,7 +183,12 @@ export async function importImage(input: string, opts: ImportOptions = {}): Prom
   }
 }
 
-async function commit(plan: Plan, store: Store, description?: string): Promise<ImageRecord> {
+async function commit(
+  plan: Plan,
+  store: Store,
+  description?: string,
+  source: 'import' | 'build' = 'import',
+): Promise<ImageRecord> {
   const files: ImageFile[] = [];
   for (const s of plan.files) {
     let blob: StoredBlob;
@@ -205,7 +212,7 @@ async function commit(plan: Plan, store: Store, description?: string): Promise<I
   return store.addImage({
     id,
     name: plan.name,
-    source: 'import',
+    source,
     machine: plan.machine,
     arch: plan.arch,
     board: plan.board,

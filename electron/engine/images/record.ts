@@ -17,7 +17,7 @@ export interface ImageFile {
   sourceSha256?: string;
 }
 
-export type ImageSource = 'import' | 'download' | 'demo';
+export type ImageSource = 'import' | 'download' | 'demo' | 'build';
 
 export interface ImageRecord {
   id: string;

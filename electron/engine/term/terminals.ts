@@ -42,6 +42,7 @@ export class Terminals {
   open(target: TermTarget, cols: number, rows: number): { termId: string; title: string } {
     if (target.kind === 'usermode')
       throw new Error('a user-mode terminal needs its root filesystem prepared first: use openProcess');
+    if (target.kind === 'build') throw new Error("a build's log is opened through openSource");
     if (target.kind === 'host') {
       const shell = this.opts.hostShell ?? defaultHostShell();
       return this.openProcess(
@@ -73,6 +74,16 @@ export class Terminals {
         throw new Error(`cannot start ${shell.file}: ${(e as Error).message.split('\n')[0]}`);
       }
     });
+  }
+
+  /** A terminal on any other source (a build's bitbake output); `make` may throw one line. */
+  openSource(
+    target: TermTarget,
+    cols: number,
+    rows: number,
+    make: (on: SourceEvents) => { source: TermSource; title: string },
+  ): { termId: string; title: string } {
+    return this.start(target, cols, rows, make);
   }
 
   private start(

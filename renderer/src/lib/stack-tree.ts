@@ -122,6 +122,8 @@ export function targetKey(t: TermTarget): string {
       return `serial/${t.vmId}/${t.index}`;
     case 'usermode':
       return `usermode/${t.imageId}/${t.arch ?? ''}`;
+    case 'build':
+      return `build/${t.buildId}`;
   }
 }
 

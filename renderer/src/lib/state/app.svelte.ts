@@ -7,8 +7,11 @@ import { isLive } from '../milestones.ts';
 import { type LayerRef, layerId, parseLayerId, terminalTargetFor, vmPath } from '../stack-tree.ts';
 import type { Transport } from '../transport.ts';
 import type { ConnStatus } from '../ws-client.ts';
+import { BuildsState } from './builds.svelte.ts';
 import { Catalogue } from './catalogue.svelte.ts';
+import { CustomiseState } from './customise.svelte.ts';
 import { oneLine } from './errors.ts';
+import { FlashState } from './flash.svelte.ts';
 import { Host } from './host.svelte.ts';
 import { Library } from './library.svelte.ts';
 import { Notices } from './notices.svelte.ts';
@@ -30,6 +33,16 @@ export class AppState {
   readonly stacks: Stacks;
   readonly catalogue: Catalogue;
   readonly disk: DiskState;
+  readonly builds: BuildsState;
+  /** The centre column: the stack picture with its terminal, or the Build panel. */
+  centre = $state<'stack' | 'build'>('stack');
+  /** The image page's Customise and Flash columns. */
+  readonly customise: CustomiseState;
+  readonly flash: FlashState;
+  /** The image whose page (Boot, Customise, Flash side by side) is open in the centre, if any. */
+  imagePage = $state('');
+  /** Set by "Flash this" until the image page has brought its Flash column into view. */
+  flashFocus = $state(false);
   /** The Library panel's two faces: what is here, and what can be fetched. */
   libraryView = $state<'library' | 'get'>('library');
   /** Layer-tax measurements, one benchmark time per layer (stack.layerTax). */
@@ -66,6 +79,9 @@ export class AppState {
     this.stacks = new Stacks(transport);
     this.catalogue = new Catalogue(transport);
     this.disk = new DiskState(transport);
+    this.builds = new BuildsState(transport, this.terminals);
+    this.customise = new CustomiseState(transport);
+    this.flash = new FlashState(transport);
     this.terminals.onLeave = () => this.focusSelectedLayer();
     this.vms.onRemoved((vmId) => {
       this.terminals.dropVm(vmId);
@@ -162,6 +178,24 @@ export class AppState {
     requestAnimationFrame(() => s.focus());
   }
 
+  /** Opens an image's page in the centre: boot it, customise it, flash it. */
+  openImage(imageId: string): void {
+    this.centre = 'stack';
+    this.imagePage = imageId;
+    void this.customise.load(imageId);
+    void this.flash.load(imageId);
+  }
+
+  closeImage(): void {
+    this.imagePage = '';
+  }
+
+  /** "Flash this" on a VM that booted fine: its image's page, Flash column in view. */
+  flashThis(imageId: string): void {
+    this.openImage(imageId);
+    this.flashFocus = true;
+  }
+
   /** Boots a stack preset and shows its outermost guest's console as it boots. */
   async bootStack(name: string): Promise<void> {
     try {
@@ -196,6 +230,23 @@ export class AppState {
     } catch (e) {
       this.notices.push(`Could not shut the stack down: ${oneLine(e)}`);
     }
+  }
+
+  /** Shows the Build panel in the centre (the stack picture comes back with showStack). */
+  openBuild(): void {
+    this.centre = 'build';
+    void this.builds.load();
+  }
+
+  showStack(): void {
+    this.centre = 'stack';
+  }
+
+  /** Boots an image a build just put in the library, back in the stack picture. */
+  async bootBuilt(imageId: string): Promise<void> {
+    this.centre = 'stack';
+    await this.library.load();
+    await this.boot(imageId);
   }
 
   /** Imports an image by host path; true when it is in the Library. */
