@@ -66,4 +66,3 @@ export function resourcesDir(): string {
   if (packaged && !packaged.includes('node_modules')) return packaged;
   return path.join(appRoot(), 'resources');
 }
-

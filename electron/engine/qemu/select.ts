@@ -32,7 +32,8 @@ export async function selectQemu(
     bundle.present && bundle.check && !bundle.check.ok ? bundleProblemSummary(bundle.check) : undefined;
   const install = await findQemu({
     // A damaged bundle is looked for where nothing is, so discovery moves on to the next source.
-    bundledDir: whole || !bundle.present ? path.join(bundle.root, 'bin') : path.join(bundle.root, 'bin-unusable'),
+    bundledDir:
+      whole || !bundle.present ? path.join(bundle.root, 'bin') : path.join(bundle.root, 'bin-unusable'),
     configuredPath: opts.configuredPath,
     env,
   });

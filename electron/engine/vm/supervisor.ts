@@ -159,6 +159,8 @@ export class Supervisor {
         '-qmp',
         `unix:${sock('qmp-control.sock')},server=on,wait=off`,
         ...portArgs,
+        // A relocated bundle finds its firmware and option ROMs (SeaBIOS, pvh.bin) only through -L.
+        ...(bundleRoot ? bundleQemuArgs(bundleRoot) : []),
         ...(o.extraArgs ?? []),
       ],
     });
