@@ -10,6 +10,7 @@ const benches: Bench[] = [
   { name: 'boot', run: async () => (await import('./boot.ts')).benchBoot() },
   { name: 'images', run: async () => (await import('./images.ts')).benchImages() },
   { name: 'usermode', run: async () => (await import('./usermode.ts')).benchUsermode() },
+  { name: 'stack', run: async () => (await import('./stack.ts')).benchStack() },
   { name: 'layers', run: async () => (await import('./layers.ts')).benchLayers() },
   { name: 'disks', run: async () => (await import('./disks.ts')).benchDisks() },
   { name: 'flash', run: async () => (await import('./flash.ts')).benchFlash() },

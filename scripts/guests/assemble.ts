@@ -10,7 +10,7 @@ import type { GuestSpec } from './guests.ts';
 import { initramfsName, RPI_BT_NODE, RPI_CMDLINE, RPI_DTB, rootfsBase } from './guests.ts';
 import { checkHostQemu, unpackHostQemu } from './host-qemu.ts';
 import { buildInitramfs } from './initramfs.ts';
-import { type KernelModule, type KernelTree, moduleBytes } from './kernel.ts';
+import { type KernelModule, type KernelTree, moduleBytes, vmlinuxFromBzImage } from './kernel.ts';
 import { writeManifest, writeQemuboot } from './qemuboot.ts';
 import { writeUserspace } from './userspace.ts';
 
@@ -57,6 +57,10 @@ export async function buildGuest(spec: GuestSpec, ctx: BuildContext): Promise<Gu
 
   ctx.log(`kernel ${inputs.kernel.kver} and initramfs modules: ${spec.initramfsModules.join(' ')}`);
   copyFileSync(inputs.kernel.image, path.join(deploy, spec.kernelFile));
+  if (spec.kernelImageType === 'bzImage') {
+    // As Yocto deploys it with KERNEL_IMAGETYPES += "vmlinux": nested boots load it directly (PVH).
+    writeFileSync(path.join(deploy, `vmlinux-${spec.machine}.bin`), vmlinuxFromBzImage(inputs.kernel.image));
+  }
   const mods = await inputs.kernel.resolve(spec.initramfsModules);
   const initramfs = path.join(deploy, initramfsName(spec.machine));
   await buildInitramfs(path.join(work, 'initramfs'), initramfs, inputs.busybox, mods);

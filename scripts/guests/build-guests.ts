@@ -46,6 +46,8 @@ function buildKey(pkgs: readonly DebPackage[]): string {
     h.update(`${f}\0`);
     h.update(readFileSync(path.join(HERE, f)));
   }
+  // Engine code the builder runs (the PVH kernel compaction) shapes the output too.
+  h.update(readFileSync(path.join(HERE, '../../electron/engine/image/pvh.ts')));
   for (const p of pkgs) h.update(`${p.name} ${p.arch} ${p.version}\n`);
   return h.digest('hex').slice(0, 12);
 }

@@ -1,8 +1,11 @@
 // A Debian kernel package unpacked on disk: its image, device trees and modules. Debian
 // ships no modules.dep (depmod runs at install time), so dependencies are read from each
 // module's own .modinfo section, which works for any architecture without running depmod.
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { compactElf, pvhEntry } from '../../electron/engine/image/pvh.ts';
 import { run } from './exec.ts';
 
 export interface KernelModule {
@@ -153,4 +156,25 @@ export function parseModinfo(elf: Buffer): Modinfo {
   }
   const depends = (fields.get('depends') ?? []).flatMap((d) => d.split(',')).filter(Boolean);
   return { depends, fields };
+}
+
+/**
+ * The uncompressed kernel ELF inside an x86 bzImage (its payload, after the real-mode setup
+ * sectors), made compact: what Yocto deploys as vmlinux-<MACHINE>.bin, for PVH boots.
+ * Debian compresses the payload with xz and the x86 BCJ filter, which only xz itself decodes;
+ * the payload ends with the unpacked size, so xz must stop after one stream.
+ */
+export function vmlinuxFromBzImage(bzImage: string): Buffer {
+  const b = readFileSync(bzImage);
+  if (b.toString('latin1', 0x202, 0x206) !== 'HdrS') throw new Error(`${bzImage} is not a bzImage`);
+  const start = ((b[0x1f1] || 4) + 1) * 512 + b.readUInt32LE(0x248);
+  const payload = b.subarray(start, start + b.readUInt32LE(0x24c));
+  const isXz = payload.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]));
+  const elf = isXz
+    ? spawnSync('xz', ['-dc', '--single-stream'], { input: payload, maxBuffer: 512 << 20 })
+    : { status: 0, stdout: gunzipSync(payload), stderr: Buffer.alloc(0) };
+  if (elf.status !== 0)
+    throw new Error(`xz could not unpack the ${bzImage} payload: ${String(elf.stderr).trim()}`);
+  if (pvhEntry(elf.stdout) === undefined) throw new Error(`${bzImage} has no PVH entry point (CONFIG_PVH)`);
+  return compactElf(elf.stdout);
 }

@@ -5,13 +5,14 @@
 // loop mounts, any host OS); the parent's base image is never written.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { type Ext4Fs, withExt4 } from '../disk/ext4.ts';
 import { deriveBase } from '../disk/workbase.ts';
 import type { ImageDescriptor } from '../image/descriptor.ts';
+import { compactElf } from '../image/pvh.ts';
 import { qbTokens } from '../image/qb-tokens.ts';
 import { resourcesDir } from '../paths.ts';
 
@@ -27,6 +28,8 @@ export interface NestedGuest {
   smp: number;
   /** The ports on the parent's virtio-serial bus this guest's console, monitor and QMP use. */
   ports: { console: string; monitor: string; qmp: string };
+  /** An uncompressed vmlinux with a PVH entry to boot instead of the image's bzImage (pvh.ts). */
+  pvhKernel?: string;
   /** Kernel command line and machine/CPU options, as runqemu would give them. */
   append: string;
   qemuArgs: string[];
@@ -38,7 +41,7 @@ export function manifestText(
   files: { kernel: string; initrd?: string; disk: string },
 ): string {
   const q = (s: string) => {
-    if (/["\\\n]/.test(s))
+    if (/["'\\\n]/.test(s))
       throw new Error(`a nested guest's ${s} cannot hold quotes, backslashes or newlines`);
     return `"${s}"`;
   };
@@ -103,7 +106,8 @@ export async function installNested(opts: {
   h.update(readFileSync(agent));
   for (const g of opts.guests) {
     h.update(JSON.stringify({ ...g, desc: undefined }));
-    for (const f of [g.desc.kernel, initrdOf(g.desc), g.desc.rootfs]) if (f) h.update(fileKey(f));
+    for (const f of [g.desc.kernel, g.pvhKernel, initrdOf(g.desc), g.desc.rootfs])
+      if (f) h.update(fileKey(f));
   }
   const key = `nested-${h.digest('hex').slice(0, 24)}`;
   const r = await deriveBase({
@@ -134,7 +138,7 @@ export async function installNested(opts: {
         }
         await withExt4(img.path, { offset, write: true }, async (fs) => {
           await fs.mkdirp(IMAGES_DIR);
-          for (const g of opts.guests) await installOne(fs, g, disks.get(g.name)!);
+          for (const g of opts.guests) await installOne(fs, g, disks.get(g.name)!, tmp);
           await fs.copyIn(agent, '/usr/bin/stacklab-agent', { mode: 0o755 });
           await addInittabLine(fs, '::respawn:/usr/bin/stacklab-agent serve');
         });
@@ -146,14 +150,21 @@ export async function installNested(opts: {
   return { path: r.path, format: 'raw', cached: r.cached };
 }
 
-async function installOne(fs: Ext4Fs, g: NestedGuest, disk: string): Promise<void> {
+async function installOne(fs: Ext4Fs, g: NestedGuest, disk: string, tmp: string): Promise<void> {
   if (!g.desc.kernel) throw new Error(`${g.desc.id} has no kernel to install for a nested boot`);
   const files = {
-    kernel: `${IMAGES_DIR}/${g.name}.kernel`,
+    kernel: `${IMAGES_DIR}/${g.name}.${g.pvhKernel ? 'vmlinux' : 'kernel'}`,
     initrd: initrdOf(g.desc) ? `${IMAGES_DIR}/${g.name}.initrd` : undefined,
     disk: `${IMAGES_DIR}/${g.name}.qcow2`,
   };
-  await fs.copyIn(g.desc.kernel, files.kernel);
+  if (g.pvhKernel) {
+    // Only the loadable bytes: the parent's root file system has little room to spare.
+    const compact = path.join(tmp, `${g.name}.vmlinux`);
+    writeFileSync(compact, compactElf(readFileSync(g.pvhKernel)));
+    await fs.copyIn(compact, files.kernel);
+  } else {
+    await fs.copyIn(g.desc.kernel, files.kernel);
+  }
   const initrd = initrdOf(g.desc);
   if (initrd && files.initrd) await fs.copyIn(initrd, files.initrd);
   await fs.copyIn(disk, files.disk);
