@@ -10,16 +10,16 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT_REFUSAL } from '../../electron/engine/build/build-user.ts';
 import { checkDiskSpace } from '../../electron/engine/build/workspace.ts';
 import { createEngine, type Engine } from '../../electron/engine/index.ts';
-import { type LabServer, startLabServer } from '../../electron/lab/lab-server.ts';
+import type { LabServer } from '../../electron/lab/lab-server.ts';
 import { bitbakeSkipReason, buildUser, isRoot, runAs, userExists } from '../helpers/bitbake-env.ts';
-import { ensureRendererBuilt, RENDERER_DIR, ROOT } from './build-renderer.ts';
+import { ROOT } from './build-renderer.ts';
+import { CHROMIUM, openLabBrowser } from './lab-browser.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const MIN = 60_000;
 const noBrowser = existsSync(CHROMIUM) ? null : `${CHROMIUM} is not installed (apt-get install chromium)`;
 if (noBrowser) console.warn(`skipping the build panel e2e: ${noBrowser}`);
@@ -66,7 +66,6 @@ describe.skipIf(noBrowser)('the Build panel in Chromium', () => {
   const serverLog: string[] = [];
 
   beforeAll(async () => {
-    await ensureRendererBuilt(console.log);
     mkdirSync(home);
     if (runAs && !blockedAsRoot) execFileSync('chown', [`${runAs}:`, tmp]);
     const env: NodeJS.ProcessEnv = {
@@ -77,24 +76,11 @@ describe.skipIf(noBrowser)('the Build panel in Chromium', () => {
     };
     if (runAs && !blockedAsRoot) env.STACKLAB_BUILD_USER = runAs;
     engine = await createEngine({ env });
-    server = await startLabServer({
-      dispatcher: engine.dispatcher,
-      hub: engine.hub,
-      staticDir: RENDERER_DIR,
-      log: (l) => serverLog.push(l),
-    });
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
+    ({ server, context, page } = await openLabBrowser(engine, profile, {
       viewport: { width: 1400, height: 900 },
-      colorScheme: 'light',
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (e) => pageErrors.push(e.message));
-    page.on('console', (m) => {
-      if (m.type() === 'error') pageErrors.push(m.text());
-    });
+      pageErrors,
+      serverLog,
+    }));
     await page.goto(server.url);
     await page.getByTestId('open-build').click();
     await page.getByTestId('build-panel').waitFor();

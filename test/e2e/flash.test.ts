@@ -7,16 +7,16 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestOnlyDrive } from '../../electron/engine/flash/flash-jobs.ts';
 import { createEngine, type Engine } from '../../electron/engine/index.ts';
-import { type LabServer, startLabServer } from '../../electron/lab/lab-server.ts';
+import type { LabServer } from '../../electron/lab/lab-server.ts';
 import { demoGuests, NO_GUESTS } from '../helpers/cli.ts';
-import { ensureRendererBuilt, RENDERER_DIR, ROOT } from './build-renderer.ts';
+import { ROOT } from './build-renderer.ts';
+import { CHROMIUM, openLabBrowser } from './lab-browser.ts';
 import { alive, IMAGE, lastLine, typeLine, waitForTerminal } from './stack-flow.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const guests = demoGuests();
 const skipReason = !existsSync(CHROMIUM)
   ? `${CHROMIUM} is not installed (apt-get install chromium)`
@@ -112,33 +112,13 @@ describe.skipIf(skipReason)('customise, boot and flash in Chromium', () => {
   ];
 
   beforeAll(async () => {
-    await ensureRendererBuilt(console.log);
     mkdirSync(home);
     engine = await createEngine({ env: { ...process.env, STACKLAB_HOME: home }, testOnlyDrives: drives });
-    server = await startLabServer({
-      dispatcher: engine.dispatcher,
-      hub: engine.hub,
-      staticDir: RENDERER_DIR,
-      log: (l) => serverLog.push(l),
-    });
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-sync',
-        '--no-first-run',
-      ],
+    ({ server, context, page } = await openLabBrowser(engine, profile, {
       viewport: { width: 1440, height: 900 },
-      colorScheme: 'light',
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (e) => pageErrors.push(e.message));
-    page.on('console', (m) => {
-      if (m.type() === 'error') pageErrors.push(m.text());
-    });
+      pageErrors,
+      serverLog,
+    }));
   });
 
   afterAll(async () => {

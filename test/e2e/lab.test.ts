@@ -3,15 +3,15 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type Engine } from '../../electron/engine/index.ts';
-import { type LabServer, startLabServer } from '../../electron/lab/lab-server.ts';
+import type { LabServer } from '../../electron/lab/lab-server.ts';
 import { demoGuests, NO_GUESTS } from '../helpers/cli.ts';
-import { ensureRendererBuilt, RENDERER_DIR, ROOT } from './build-renderer.ts';
+import { ROOT } from './build-renderer.ts';
+import { CHROMIUM, openLabBrowser } from './lab-browser.ts';
 import { alive, IMAGE, runStackFlow, runUsermodeFlow } from './stack-flow.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const QEMU_USER = '/usr/bin/qemu-aarch64-static';
 const guests = demoGuests();
 const skipReason = !existsSync(CHROMIUM)
@@ -63,33 +63,12 @@ describe.skipIf(skipReason)('lab mode in Chromium', () => {
   });
 
   beforeAll(async () => {
-    await ensureRendererBuilt(console.log);
     engine = await createEngine({ env: { ...process.env, STACKLAB_HOME: home } });
-    server = await startLabServer({
-      dispatcher: engine.dispatcher,
-      hub: engine.hub,
-      staticDir: RENDERER_DIR,
-      log: (l) => serverLog.push(l),
-    });
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
+    ({ server, context, page } = await openLabBrowser(engine, profile, {
       viewport: { width: 1280, height: 800 },
-      colorScheme: 'light',
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (e) => pageErrors.push(e.message));
-    page.on('console', (m) => {
-      if (m.type() === 'error') pageErrors.push(m.text());
-    });
+      pageErrors,
+      serverLog,
+    }));
     // No network at run time: every request the page makes stays on our origin.
     const origin = new URL(server.url).origin;
     page.on('request', (r) => {

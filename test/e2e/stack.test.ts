@@ -5,15 +5,15 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type Engine } from '../../electron/engine/index.ts';
-import { type LabServer, startLabServer } from '../../electron/lab/lab-server.ts';
+import type { LabServer } from '../../electron/lab/lab-server.ts';
 import { demoGuests, NO_GUESTS } from '../helpers/cli.ts';
-import { ensureRendererBuilt, RENDERER_DIR, ROOT } from './build-renderer.ts';
+import { ROOT } from './build-renderer.ts';
+import { CHROMIUM, openLabBrowser } from './lab-browser.ts';
 import { alive, clickLayer, lastLine, terminalText, typeLine, waitForTerminal } from './stack-flow.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const PARENT_IMAGE = 'demo-qemuarm64-host';
 const OUTER = 'seed-arm64';
 const INNER = 'seed-x86';
@@ -97,26 +97,12 @@ describe.skipIf(skipReason)('nested stack in Chromium', () => {
   });
 
   beforeAll(async () => {
-    await ensureRendererBuilt(console.log);
     engine = await createEngine({ env: { ...process.env, STACKLAB_HOME: home } });
-    server = await startLabServer({
-      dispatcher: engine.dispatcher,
-      hub: engine.hub,
-      staticDir: RENDERER_DIR,
-      log: (l) => serverLog.push(l),
-    });
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'],
+    ({ server, context, page } = await openLabBrowser(engine, profile, {
       viewport: { width: 1280, height: 800 },
-      colorScheme: 'light',
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (e) => pageErrors.push(e.message));
-    page.on('console', (m) => {
-      if (m.type() === 'error') pageErrors.push(m.text());
-    });
+      pageErrors,
+      serverLog,
+    }));
   });
 
   it('boots the Seed stack, answers uname -m in both guests, shuts it down', {
