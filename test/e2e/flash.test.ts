@@ -4,7 +4,7 @@
 // compare the file with the customised image byte for byte.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
@@ -13,6 +13,7 @@ import type { TestOnlyDrive } from '../../electron/engine/flash/flash-jobs.ts';
 import { createEngine, type Engine } from '../../electron/engine/index.ts';
 import type { LabServer } from '../../electron/lab/lab-server.ts';
 import { demoGuests, NO_GUESTS } from '../helpers/cli.ts';
+import { qemuPidsWith } from '../helpers/processes.ts';
 import { ROOT } from './build-renderer.ts';
 import { CHROMIUM, openLabBrowser } from './lab-browser.ts';
 import { alive, IMAGE, lastLine, typeLine, waitForTerminal } from './stack-flow.ts';
@@ -30,20 +31,6 @@ if (skipReason) console.warn(`skipping the customise-and-flash e2e: ${skipReason
 const GiB = 1024 ** 3;
 const HOSTNAME = 'flashed-from-the-ui';
 const sha256 = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
-
-function qemuProcessesWith(marker: string): number[] {
-  const pids: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${name}/cmdline`, 'utf8');
-      if (cmd.includes('qemu-system') && cmd.includes(marker)) pids.push(Number(name));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return pids;
-}
 
 /** A real ed25519 public key from ssh-keygen when installed; else one assembled the same way. */
 function publicKey(dir: string): string {
@@ -125,7 +112,7 @@ describe.skipIf(skipReason)('customise, boot and flash in Chromium', () => {
     await context?.close().catch(() => {});
     await server?.close().catch(() => {});
     await engine?.dispose().catch(() => {});
-    for (const pid of qemuProcessesWith(home)) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    for (const pid of qemuPidsWith(home)) if (alive(pid)) process.kill(pid, 'SIGKILL');
     rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -272,7 +259,7 @@ describe.skipIf(skipReason)('customise, boot and flash in Chromium', () => {
       await expect
         .poll(() => bootCol.locator('[data-state]').first().getAttribute('data-state'), { timeout: 120_000 })
         .toBe('stopped');
-      await expect.poll(() => qemuProcessesWith(home).length, { timeout: 15_000 }).toBe(0);
+      await expect.poll(() => qemuPidsWith(home).length, { timeout: 15_000 }).toBe(0);
       expect(pageErrors).toEqual([]);
     } catch (e) {
       await page.screenshot({ path: path.join(shots, 'flash-failure.png') }).catch(() => {});

@@ -1,6 +1,6 @@
 // Lab mode end to end: the real engine and lab server, Debian's Chromium driven by
 // Playwright, real QEMU booting the demo guest. Needs `npm run guests` (skips without).
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type Engine } from '../../electron/engine/index.ts';
 import type { LabServer } from '../../electron/lab/lab-server.ts';
 import { demoGuests, NO_GUESTS } from '../helpers/cli.ts';
+import { qemuPidsWith } from '../helpers/processes.ts';
 import { ROOT } from './build-renderer.ts';
 import { CHROMIUM, openLabBrowser } from './lab-browser.ts';
 import { alive, IMAGE, runStackFlow, runUsermodeFlow } from './stack-flow.ts';
@@ -24,21 +25,6 @@ const skipReason = !existsSync(CHROMIUM)
 if (skipReason) console.warn(`skipping lab-mode e2e: ${skipReason}`);
 else if (!existsSync(QEMU_USER))
   console.warn(`skipping the user-mode shell e2e: ${QEMU_USER} is not installed`);
-
-/** qemu-system processes whose command line mentions `marker` (our STACKLAB_HOME). */
-function qemuProcessesWith(marker: string): number[] {
-  const pids: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${name}/cmdline`, 'utf8');
-      if (cmd.includes('qemu-system') && cmd.includes(marker)) pids.push(Number(name));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return pids;
-}
 
 describe.skipIf(skipReason)('lab mode in Chromium', () => {
   let engine: Engine | undefined;
@@ -57,7 +43,7 @@ describe.skipIf(skipReason)('lab mode in Chromium', () => {
     await server?.close().catch(() => {});
     await engine?.dispose().catch(() => {});
     // Whatever the outcome, no QEMU of ours outlives the test.
-    for (const pid of [...pids, ...qemuProcessesWith(home)]) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    for (const pid of [...pids, ...qemuPidsWith(home)]) if (alive(pid)) process.kill(pid, 'SIGKILL');
     rmSync(home, { recursive: true, force: true });
     rmSync(profile, { recursive: true, force: true });
   });
@@ -103,7 +89,7 @@ describe.skipIf(skipReason)('lab mode in Chromium', () => {
 
     // The QEMU process is gone, and no other qemu-system of ours remains.
     await expect.poll(() => alive(result.pid), { timeout: 15_000 }).toBe(false);
-    expect(qemuProcessesWith(home)).toEqual([]);
+    expect(qemuPidsWith(home)).toEqual([]);
 
     // A dark-mode look at the stopped stack, for the record.
     await page.emulateMedia({ colorScheme: 'dark' });

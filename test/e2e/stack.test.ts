@@ -2,7 +2,7 @@
 // Chromium, real QEMU. One click boots an x86-64 guest inside an Arm64 guest; the
 // picture draws the inner QEMU inside the outer guest's userspace, and each layer's
 // terminal answers for its own machine. Needs `npm run guests` (skips without).
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
@@ -10,9 +10,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEngine, type Engine } from '../../electron/engine/index.ts';
 import type { LabServer } from '../../electron/lab/lab-server.ts';
 import { demoGuests, NO_GUESTS } from '../helpers/cli.ts';
+import { qemuPidsWith } from '../helpers/processes.ts';
 import { ROOT } from './build-renderer.ts';
 import { CHROMIUM, openLabBrowser } from './lab-browser.ts';
 import { alive, clickLayer, lastLine, terminalText, typeLine, waitForTerminal } from './stack-flow.ts';
+
+/**
+ * Host QEMU of this test's seed stack: the engine names them stacklab-seed-…, and their
+ * disks live under our STACKLAB_HOME (other workers may run a seed stack of their own).
+ */
+const seedQemuPids = (home: string) => qemuPidsWith('stacklab-seed', home);
 
 const PARENT_IMAGE = 'demo-qemuarm64-host';
 const OUTER = 'seed-arm64';
@@ -30,26 +37,6 @@ const skipReason = !existsSync(CHROMIUM)
       ? NO_GUESTS
       : null;
 if (skipReason) console.warn(`skipping the nested-stack e2e: ${skipReason}`);
-
-/**
- * Host qemu-system processes of this test's seed stack: the engine names them
- * stacklab-seed-…, and their disks live under our STACKLAB_HOME (other workers may run
- * a seed stack of their own at the same time).
- */
-function seedQemuPids(home: string): number[] {
-  const pids: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${name}/cmdline`, 'utf8');
-      if (cmd.includes('qemu-system') && cmd.includes('stacklab-seed') && cmd.includes(home))
-        pids.push(Number(name));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return pids;
-}
 
 /** Logs in at a login prompt if there is one, then waits for a shell prompt. */
 async function reachShell(page: Page, timeout: number, log: (l: string) => void): Promise<void> {

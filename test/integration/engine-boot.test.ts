@@ -1,12 +1,13 @@
 // The engine end to end through the real CLI: real QEMU booting the demo guests, a
 // command's exit status coming back, the engine SIGKILLed mid-boot, and bad input.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CLI, demoGuests, NO_GUESTS, runCli, tempHome } from '../helpers/cli.ts';
+import { qemuPidsWith } from '../helpers/processes.ts';
 
 const guests = demoGuests();
 if (!guests) console.warn(`skipping engine boot tests: ${NO_GUESTS}`);
@@ -29,13 +30,6 @@ function rootfsOf(deployDir: string): string {
   const f = readdirSync(deployDir).find((n) => /\.rootfs\.(ext4|wic)$/.test(n));
   if (!f) throw new Error(`no rootfs in ${deployDir}`);
   return path.join(deployDir, f);
-}
-
-/** QEMU processes whose command line holds `marker` (a test's own STACKLAB_HOME, so other runs don't count). */
-function qemuPids(marker: string): number[] {
-  const escaped = marker.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const r = spawnSync('pgrep', ['-f', `qemu-system-.*${escaped}`], { encoding: 'utf8' });
-  return r.stdout.split('\n').filter(Boolean).map(Number);
 }
 
 const expectedArch: Record<string, string> = {
@@ -81,11 +75,12 @@ describe.skipIf(!guests)('boot the demo guests in real QEMU', () => {
       child.on('exit', () => reject(new Error(`CLI exited before booting: ${out}`)));
     });
     const mine = e.STACKLAB_HOME!;
-    expect(qemuPids(mine)).toContain(pid);
+    expect(qemuPidsWith(mine)).toContain(pid);
     child.kill('SIGKILL');
     const deadline = Date.now() + 5000;
-    while (Date.now() < deadline && qemuPids(mine).length > 0) await new Promise((r) => setTimeout(r, 100));
-    expect(qemuPids(mine)).toEqual([]);
+    while (Date.now() < deadline && qemuPidsWith(mine).length > 0)
+      await new Promise((r) => setTimeout(r, 100));
+    expect(qemuPidsWith(mine)).toEqual([]);
     // The next engine starts cleanly and nothing is listed as running.
     const ps = await runCli(['ps', '--json'], { env: e });
     expect(JSON.parse(ps.stdout)).toEqual([]);

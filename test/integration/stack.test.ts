@@ -1,13 +1,10 @@
-// The seed stack for real: this x86-64 machine emulates a 64-bit Arm guest that emulates
-// an x86-64 guest. Depth 1 and depth 2 answer through the CLI; killing the parent QEMU
-// marks the nested guest lost, leaves no process, and the stack boots again.
-import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../../electron/engine/index.ts';
 import { loadStack, PRESETS, parseStack } from '../../electron/engine/stack/model.ts';
 import { runInGuest } from '../../electron/engine/vm/guest-shell.ts';
 import { demoGuests, NO_GUESTS, runCli, tempHome } from '../helpers/cli.ts';
+import { qemuPidsWith } from '../helpers/processes.ts';
 
 const guests = demoGuests();
 const hasHost = guests?.some((g) => g.name === 'demo-qemuarm64-host');
@@ -21,13 +18,6 @@ const home = () => {
   homes.push(h);
   return h;
 };
-
-/** QEMU processes whose command line holds `marker` (the test's own STACKLAB_HOME). */
-function qemuPids(marker: string): number[] {
-  const escaped = marker.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const r = spawnSync('pgrep', ['-f', `qemu-system-.*${escaped}`], { encoding: 'utf8' });
-  return r.stdout.split('\n').filter(Boolean).map(Number);
-}
 
 describe('stack files', () => {
   it('round-trips the presets and refuses bad files with one line', () => {
@@ -57,7 +47,7 @@ describe.skipIf(!hasHost)('the seed stack in real QEMU', () => {
     });
     expect(two.stdout.trim()).toBe('x86_64');
     expect(two.code).toBe(0);
-    expect(qemuPids(env.STACKLAB_HOME)).toEqual([]);
+    expect(qemuPidsWith(env.STACKLAB_HOME)).toEqual([]);
   }, 1_200_000);
 
   it('killing the parent QEMU marks the nested layer lost, leaves nothing, and the stack boots again', async () => {
@@ -87,7 +77,7 @@ describe.skipIf(!hasHost)('the seed stack in real QEMU', () => {
       await inner!.vm.waitExit();
       expect(inner!.vm.state).toBe('lost');
       expect(outer!.vm.state).toBe('crashed');
-      expect(qemuPids(mine)).toEqual([]);
+      expect(qemuPidsWith(mine)).toEqual([]);
       // And up again, reaching the parent's shell.
       const again = await engine.stacks.up(loadStack('seed'));
       const echo = await runInGuest(again.vms[0]!.vm.consoles[0]!, 'echo again', { timeoutMs: 300_000 });
@@ -95,6 +85,6 @@ describe.skipIf(!hasHost)('the seed stack in real QEMU', () => {
     } finally {
       await engine.dispose();
     }
-    expect(qemuPids(mine)).toEqual([]);
+    expect(qemuPidsWith(mine)).toEqual([]);
   }, 1_200_000);
 });
