@@ -99,7 +99,9 @@ const x86: GuestSpec = {
   kernelImageType: 'bzImage',
   // Only ttyS0 gets a getty: ttyS1 (second in serial_consoles, as Yocto lists it) is not wired by default.
   consoles: [{ tty: 'ttyS0', baud: 115200 }],
-  initramfsModules: VIRTIO_DISK,
+  // virtio_mmio too: nested inside an arm64 guest it boots on microvm, whose disk is on MMIO
+  // (electron/engine/stack/nested-machine.ts).
+  initramfsModules: ['virtio_pci', 'virtio_mmio', 'virtio_blk', 'crc32c_generic', 'ext4'],
   // virtio-serial: hvc0 and the named ports a supervisor can add next to the serial console.
   rootfsModules: ['virtio_console'],
   withHostQemu: false,
@@ -108,8 +110,9 @@ const x86: GuestSpec = {
   qemuboot: {
     qb_system_name: 'qemu-system-x86_64',
     // q35, as Yocto's qemux86-64: measured here under TCG it costs the same CPU time to a shell as
-    // -machine pc (8.6-9.2 s vs 8.3-10.7 s of QEMU CPU time). microvm is said to boot ~0.3-0.9 s
-    // sooner but has no PCI, so runqemu's default `-drive if=virtio` and virtio-*-pci would fail.
+    // -machine pc (8.6-9.2 s vs 8.3-10.7 s of QEMU CPU time). microvm boots ~0.3-0.9 s sooner
+    // but has no PCI, so runqemu's default `-drive if=virtio` and virtio-*-pci would fail; the
+    // stack agent uses it for nested boots, where it buys far more.
     qb_machine: '-machine q35,i8042=off',
     qb_cpu: '-cpu IvyBridge -machine q35,i8042=off',
     qb_cpu_kvm: '-cpu host -machine q35,i8042=off',

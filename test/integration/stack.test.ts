@@ -57,6 +57,10 @@ describe.skipIf(!hasHost)('the seed stack in real QEMU', () => {
       const stack = await engine.stacks.up(loadStack('seed'));
       const [outer, inner] = stack.vms;
       expect(inner?.depth).toBe(2);
+      // An x86-64 guest inside arm64 boots on microvm, with no default devices (nested-machine.ts).
+      expect(inner!.vm.plan.commandLine).toContain("'-machine' 'microvm,x-option-roms=off'");
+      expect(inner!.vm.plan.commandLine).toContain("'-nodefaults'");
+      expect(inner!.vm.plan.commandLine).toContain("'-device' 'virtio-blk-device,drive=disk0'");
       // The parent's own shell still answers while the nested guest boots.
       const r = await runInGuest(outer!.vm.consoles[0]!, 'stacklab-agent status', { timeoutMs: 300_000 });
       expect(r.output).toMatch(/^x86 running \d+/m);

@@ -15,6 +15,7 @@ import type { ImageDescriptor } from '../image/descriptor.ts';
 import { compactElf } from '../image/pvh.ts';
 import { qbTokens } from '../image/qb-tokens.ts';
 import { resourcesDir } from '../paths.ts';
+import type { VirtioBus } from './nested-machine.ts';
 
 const run = promisify(execFile);
 
@@ -33,6 +34,10 @@ export interface NestedGuest {
   /** Kernel command line and machine/CPU options, as runqemu would give them. */
   append: string;
   qemuArgs: string[];
+  /** Where the agent attaches virtio devices: PCI, or MMIO on microvm (nested-machine.ts). */
+  bus: VirtioBus;
+  /** Which machine and why, for the stack's log. */
+  machineWhy: string;
 }
 
 /** The launch manifest, in the one-key-per-line form busybox sed in the agent can read. */
@@ -58,6 +63,7 @@ export function manifestText(
     `  "smp": ${g.smp},`,
     `  "append": ${q(g.append)},`,
     `  "qemuArgs": [${g.qemuArgs.map(q).join(', ')}],`,
+    `  "bus": ${q(g.bus)},`,
     `  "monitor": ${q(g.ports.monitor)},`,
     `  "qmp": ${q(g.ports.qmp)},`,
     `  "console": ${q(g.ports.console)}`,

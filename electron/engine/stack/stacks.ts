@@ -14,7 +14,8 @@ import type { Supervisor } from '../vm/supervisor.ts';
 import type { Vm } from '../vm/vm.ts';
 import { AgentLink } from './agent-link.ts';
 import { flatten, type StackSpec, type StackVmSpec } from './model.ts';
-import { AGENT_PORT, installNested, type NestedGuest } from './nested-install.ts';
+import { AGENT_PORT, initrdOf, installNested, type NestedGuest } from './nested-install.ts';
+import { nestedMachine } from './nested-machine.ts';
 import { NestedVm } from './nested-vm.ts';
 
 export interface RunningStack {
@@ -68,7 +69,7 @@ export class Stacks {
     const parent = await this.o.library.resolve(top.image);
     const children = top.nested ?? [];
 
-    const guests = await this.nestedGuests(children);
+    const guests = await this.nestedGuests(top);
 
     const parentId = this.vmId(spec, top);
     let baseOverride: { path: string; format: 'raw' | 'qcow2' } | undefined;
@@ -104,7 +105,7 @@ export class Stacks {
       for (const [i, g] of guests.entries()) {
         const c = children[i]!;
         const id = this.vmId(spec, c);
-        step(`starting ${c.name} (${c.image}) inside ${top.name}`);
+        step(`starting ${c.name} (${c.image}) inside ${top.name} on ${g.machineWhy}`);
         const nested = new NestedVm(
           {
             vmId: id,
@@ -151,15 +152,18 @@ export class Stacks {
    * boot of a stack pays for it, later ones find it cached).
    */
   async prepare(spec: StackSpec): Promise<{ path: string; cached: boolean } | undefined> {
-    const guests = await this.nestedGuests(spec.vm.nested ?? []);
+    const guests = await this.nestedGuests(spec.vm);
     return guests.length ? this.install(spec, guests) : undefined;
   }
 
-  private async nestedGuests(children: StackVmSpec[]): Promise<NestedGuest[]> {
+  private async nestedGuests(parent: StackVmSpec): Promise<NestedGuest[]> {
+    const children = parent.nested ?? [];
+    if (!children.length) return [];
+    const parentArch = (await this.o.library.resolve(parent.image)).arch;
     const guests: NestedGuest[] = [];
     for (const [i, c] of children.entries()) {
       const desc = await this.o.library.resolve(c.image);
-      guests.push(await nestedGuest(c, desc, i));
+      guests.push(await nestedGuest(c, desc, i, parentArch));
     }
     return guests;
   }
@@ -187,14 +191,25 @@ export class Stacks {
 
 /**
  * Kernel options for guests that run inside a guest, where every instruction is translated
- * twice: quiet, because every byte the kernel prints crosses two emulated UARTs (the login
- * prompt still shows; milestones before it are filled in when it does). mitigations=off was
- * tried and bought nothing measurable at boot (86 vs 89 s), so it is not set.
+ * twice (measured in docs/ARCHITECTURE.md, "Nested boot time"):
+ * - quiet: every byte the kernel prints crosses two emulated UARTs (the login prompt still
+ *   shows; milestones before it are filled in when it does).
+ * - cryptomgr.notests: the crypto self-tests run known answers through every built-in
+ *   algorithm at boot, ~4 s when nested; the algorithms themselves are unchanged.
+ * - mitigations=off: they work around how a physical CPU speculates on the guest's own code;
+ *   QEMU's translated code does not run that way, so they cost time and protect little.
+ *   Page-table isolation alone flushes QEMU's TLB on every system call and adds a second
+ *   W+X page-table walk at boot (~3 s).
  */
-export const NESTED_APPEND = ['quiet'];
+export const NESTED_APPEND = ['quiet', 'cryptomgr.notests', 'mitigations=off'];
 
-/** What the agent needs to launch a nested guest as runqemu would: machine, CPU, command line. */
-async function nestedGuest(spec: StackVmSpec, desc: ImageDescriptor, index: number): Promise<NestedGuest> {
+/** What the agent needs to launch a nested guest: machine, CPU, command line, as runqemu would or lighter. */
+async function nestedGuest(
+  spec: StackVmSpec,
+  desc: ImageDescriptor,
+  index: number,
+  parentArch: string,
+): Promise<NestedGuest> {
   const plan = await buildBootPlan(desc, {
     disk: { path: '/dev/null', format: 'qcow2' },
     accel: 'tcg',
@@ -210,7 +225,16 @@ async function nestedGuest(spec: StackVmSpec, desc: ImageDescriptor, index: numb
   };
   const memFromConf = Number(/(\d+)/.exec(desc.conf.qb_mem ?? '')?.[1] ?? 256);
   const pvhKernel = desc.arch === 'x86_64' ? findPvhKernel(desc.deployDir, desc.machine) : undefined;
-  const extra = NESTED_APPEND.filter((a) => !plan.kernelCmdline.split(/\s+/).includes(a));
+  const machine = nestedMachine({
+    child: desc,
+    parentArch,
+    planArgs: [...pick('-machine'), ...pick('-cpu')],
+    pvhKernel,
+    initrd: initrdOf(desc),
+  });
+  const extra = [...NESTED_APPEND, ...machine.append].filter(
+    (a) => !plan.kernelCmdline.split(/\s+/).includes(a),
+  );
   return {
     name: spec.name,
     desc,
@@ -223,6 +247,8 @@ async function nestedGuest(spec: StackVmSpec, desc: ImageDescriptor, index: numb
     },
     pvhKernel,
     append: [plan.kernelCmdline, ...extra].join(' '),
-    qemuArgs: [...pick('-machine'), ...pick('-cpu')],
+    qemuArgs: machine.qemuArgs,
+    bus: machine.bus,
+    machineWhy: machine.why,
   };
 }
