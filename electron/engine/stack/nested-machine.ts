@@ -22,7 +22,7 @@ export interface NestedMachine {
  * QEMU's TSC under TCG counts the host's tick counter; on hosts other than x86 that counter
  * is the nanosecond clock (QEMU's cpu_get_host_ticks fallback), so the nested TSC runs at
  * exactly 1 GHz. Saying so skips calibration, which on microvm has no HPET or PM timer to
- * calibrate against and never finishes under two levels of TCG.
+ * calibrate against: without it the nested guest had not reached its login after 400 s.
  */
 const TSC_KHZ_ON_NON_X86_HOST = 1_000_000;
 
@@ -78,7 +78,7 @@ export function nestedMachine(o: {
     qemuArgs: ['-machine', 'microvm,x-option-roms=off', ...(cpu >= 0 ? o.planArgs.slice(cpu, cpu + 2) : [])],
     append: [`tsc_early_khz=${TSC_KHZ_ON_NON_X86_HOST}`],
     bus: 'mmio',
-    why: 'microvm: no firmware to run, no PCI to probe, virtio on MMIO',
+    why: 'microvm: a minimal firmware instead of SeaBIOS, no PCI to probe, virtio on MMIO',
   };
 }
 
