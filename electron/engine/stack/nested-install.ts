@@ -91,7 +91,8 @@ export function agentScriptPath(): string {
   );
 }
 
-function fileKey(p: string): string {
+/** Path, size and mtime: changes when the file does, without reading it. */
+export function fileKey(p: string): string {
   const st = statSync(p);
   return `${p}:${st.size}:${st.mtimeMs}`;
 }

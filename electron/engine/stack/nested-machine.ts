@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import type { ImageDescriptor } from '../image/descriptor.ts';
+import { fileKey } from './nested-install.ts';
 
 export type VirtioBus = 'pci' | 'mmio';
 
@@ -35,6 +36,19 @@ const MMIO_MODULE = Buffer.from('virtio_mmio.ko');
  * ACPI match table is then in the image), or shipped as a module in the initramfs.
  */
 export function supportsVirtioMmio(kernel: string, initrd?: string): boolean {
+  // Both stack.prepare and stack.up ask, and the kernel is tens of MB: read each version once.
+  const key = `${fileKey(kernel)}|${initrd ? fileKey(initrd) : ''}`;
+  let known = mmioSupport.get(key);
+  if (known === undefined) {
+    known = scanForVirtioMmio(kernel, initrd);
+    mmioSupport.set(key, known);
+  }
+  return known;
+}
+
+const mmioSupport = new Map<string, boolean>();
+
+function scanForVirtioMmio(kernel: string, initrd?: string): boolean {
   if (readFileSync(kernel).includes(MMIO_ACPI_ID)) return true;
   if (!initrd) return false;
   let bytes = readFileSync(initrd);
