@@ -15,6 +15,7 @@ PACKAGES=(
   mmdebstrap e2fsprogs mtools dosfstools fdisk cpio busybox-static fakeroot # guests, images
   xz-utils zstd bzip2 gzip zip unzip curl file                     # codecs, bench baselines
   proot patchelf util-linux git python3 make g++                   # user mode, bundle, node-pty
+  flex bison bc libelf-dev                                         # the x86-64 demo kernel
 )
 
 echo "==> system packages"

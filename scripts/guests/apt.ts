@@ -90,6 +90,15 @@ export async function kernelPackageNames(arches: readonly string[]): Promise<Map
   return out;
 }
 
+/** The versioned package Debian's linux-source metapackage points at, e.g. linux-source-6.1. */
+export async function kernelSourcePackageName(): Promise<string> {
+  await candidates(['linux-source']);
+  const { stdout } = await run(tool('apt-cache'), ['depends', 'linux-source']);
+  const m = /Depends: (linux-source-[0-9][^\s:]*)/.exec(stdout);
+  if (!m) throw new Error('cannot tell which package linux-source depends on');
+  return m[1]!;
+}
+
 /**
  * Every package apt would unpack to install `pkgs` on an empty `arch` system without
  * recommends — what mmdebstrap's extract variant unpacks — with exact versions. It runs as

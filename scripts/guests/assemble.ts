@@ -11,12 +11,14 @@ import { initramfsName, RPI_BT_NODE, RPI_CMDLINE, RPI_DTB, rootfsBase } from './
 import { checkHostQemu, unpackHostQemu } from './host-qemu.ts';
 import { buildInitramfs } from './initramfs.ts';
 import { type KernelModule, type KernelTree, moduleBytes, vmlinuxFromBzImage } from './kernel.ts';
+import type { BuiltKernel } from './kernel-build.ts';
 import { writeManifest, writeQemuboot } from './qemuboot.ts';
 import { writeUserspace } from './userspace.ts';
 
 export interface ArchInputs {
-  kernel: KernelTree;
-  kernelPkg: DebPackage;
+  /** Debian's kernel package, unpacked (absent when every guest of this architecture builds its own). */
+  kernel?: KernelTree;
+  kernelPkg?: DebPackage;
   busybox: string;
   busyboxPkg: DebPackage;
   applets: string[];
@@ -26,6 +28,8 @@ export interface BuildContext {
   work: string; // scratch directory
   out: string; // the build's top directory (deploy dirs go under it)
   arch: Record<GuestSpec['debArch'], ArchInputs>;
+  /** Kernels built from linux-source, by config fragment name (GuestSpec.kernelBuild). */
+  builtKernels: ReadonlyMap<string, BuiltKernel>;
   hostQemu: { tarball: string; pkgs: DebPackage[] };
   debianSuite: string;
   log: (line: string) => void;
@@ -55,19 +59,25 @@ export async function buildGuest(spec: GuestSpec, ctx: BuildContext): Promise<Gu
   mkdirSync(work, { recursive: true });
   const base = rootfsBase(spec.machine);
 
-  ctx.log(`kernel ${inputs.kernel.kver} and initramfs modules: ${spec.initramfsModules.join(' ')}`);
-  copyFileSync(inputs.kernel.image, path.join(deploy, spec.kernelFile));
+  const kernel = guestKernel(spec, ctx);
+  ctx.log(
+    `kernel ${kernel.kver}${spec.initramfsModules.length ? `, initramfs modules: ${spec.initramfsModules.join(' ')}` : ' (root disk drivers built in, no initramfs)'}`,
+  );
+  copyFileSync(kernel.image, path.join(deploy, spec.kernelFile));
   if (spec.kernelImageType === 'bzImage') {
     // As Yocto deploys it with KERNEL_IMAGETYPES += "vmlinux": nested boots load it directly (PVH).
-    writeFileSync(path.join(deploy, `vmlinux-${spec.machine}.bin`), vmlinuxFromBzImage(inputs.kernel.image));
+    writeFileSync(path.join(deploy, `vmlinux-${spec.machine}.bin`), vmlinuxFromBzImage(kernel.image));
   }
-  const mods = await inputs.kernel.resolve(spec.initramfsModules);
-  const initramfs = path.join(deploy, initramfsName(spec.machine));
-  await buildInitramfs(path.join(work, 'initramfs'), initramfs, inputs.busybox, mods);
+  let initramfs: string | undefined;
+  if (spec.initramfsModules.length) {
+    const mods = await modulesOf(kernel, spec).resolve(spec.initramfsModules);
+    initramfs = path.join(deploy, initramfsName(spec.machine));
+    await buildInitramfs(path.join(work, 'initramfs'), initramfs, inputs.busybox, mods);
+  }
 
   const root = path.join(work, 'rootfs');
   mkdirSync(root, { recursive: true });
-  const manifest: DebPackage[] = [inputs.kernelPkg, inputs.busyboxPkg];
+  const manifest: DebPackage[] = [kernel.pkg, inputs.busyboxPkg];
   if (spec.withHostQemu) {
     ctx.log('root file system: Debian arm64 qemu-system-x86 and its libraries');
     await unpackHostQemu(ctx.hostQemu.tarball, root);
@@ -84,7 +94,7 @@ export async function buildGuest(spec: GuestSpec, ctx: BuildContext): Promise<Gu
     prettyName: `Stacklab demo guest (${spec.machine}, from Debian ${ctx.debianSuite} packages)`,
     debianSuite: ctx.debianSuite,
   });
-  if (spec.rootfsModules.length) await installModules(inputs.kernel, spec.rootfsModules, root);
+  if (spec.rootfsModules.length) await installModules(modulesOf(kernel, spec), spec.rootfsModules, root);
   if (spec.withHostQemu) {
     const version = await checkHostQemu(root);
     ctx.log(`nested qemu-system-x86_64 ${version} runs under qemu-aarch64-static`);
@@ -101,8 +111,10 @@ export async function buildGuest(spec: GuestSpec, ctx: BuildContext): Promise<Gu
   });
   ctx.log(`ext4 root file system: ${ext4MiB} MiB`);
 
-  if (spec.layout === 'raspberrypi')
-    await raspberryPiDeploy(spec, inputs.kernel, initramfs, ext4, deploy, work, ctx);
+  if (spec.layout === 'raspberrypi') {
+    if (!initramfs) throw new Error(`${spec.name}: the Raspberry Pi layout needs an initramfs`);
+    await raspberryPiDeploy(spec, modulesOf(kernel, spec), initramfs, ext4, deploy, work, ctx);
+  }
 
   const conf = path.join(deploy, `${base}.qemuboot.conf`);
   writeQemuboot(conf, spec.qemuboot);
@@ -115,6 +127,29 @@ export async function buildGuest(spec: GuestSpec, ctx: BuildContext): Promise<Gu
     deployDir: spec.name,
     qemubootConf: path.join(spec.name, path.basename(conf)),
   };
+}
+
+interface GuestKernel {
+  image: string;
+  kver: string;
+  pkg: DebPackage;
+  tree?: KernelTree; // Debian's kernels only: modules and device trees
+}
+
+function guestKernel(spec: GuestSpec, ctx: BuildContext): GuestKernel {
+  if (spec.kernelBuild) {
+    const built = ctx.builtKernels.get(spec.kernelBuild);
+    if (!built) throw new Error(`${spec.name}: kernel ${spec.kernelBuild} was not built`);
+    return { image: built.bzImage, kver: built.kver, pkg: built.pkg };
+  }
+  const { kernel, kernelPkg } = ctx.arch[spec.debArch];
+  if (!kernel || !kernelPkg) throw new Error(`${spec.name}: no Debian ${spec.debArch} kernel was unpacked`);
+  return { image: kernel.image, kver: kernel.kver, pkg: kernelPkg, tree: kernel };
+}
+
+function modulesOf(kernel: GuestKernel, spec: GuestSpec): KernelTree {
+  if (!kernel.tree) throw new Error(`${spec.name}: kernel ${kernel.kver} is built without modules`);
+  return kernel.tree;
 }
 
 /**

@@ -25,13 +25,17 @@ import { run } from './exec.ts';
 import { GUESTS } from './guests.ts';
 import { HOST_QEMU_PACKAGES, hostQemuTarball, hostQemuTarballName } from './host-qemu.ts';
 import { KernelTree } from './kernel.ts';
+import { type BuiltKernel, buildKernel, olderKernels } from './kernel-build.ts';
 import { olderBuilds, remove, totalMiB, unusedDownloads } from './prune.ts';
 import { resolvePackages } from './resolve.ts';
 import { requireTools, tool } from './tools.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const STEPS = 4 + GUESTS.length;
+const STEPS = 5 + GUESTS.length;
 const ARCHES = ['arm64', 'amd64'] as const;
+// Architectures with a guest that boots Debian's own kernel; the others' kernels are built.
+const KERNEL_ARCHES = ARCHES.filter((a) => GUESTS.some((g) => g.debArch === a && !g.kernelBuild));
+const FRAGMENTS = [...new Set(GUESTS.flatMap((g) => (g.kernelBuild ? [g.kernelBuild] : [])))];
 
 function step(n: number, what: string): void {
   console.log(`[${n}/${STEPS}] ${what}`);
@@ -46,6 +50,7 @@ function buildKey(pkgs: readonly DebPackage[]): string {
     h.update(`${f}\0`);
     h.update(readFileSync(path.join(HERE, f)));
   }
+  for (const f of FRAGMENTS) h.update(readFileSync(path.join(HERE, 'kernel', f)));
   // Engine code the builder runs (the PVH kernel compaction) shapes the output too.
   h.update(readFileSync(path.join(HERE, '../../electron/engine/image/pvh.ts')));
   for (const p of pkgs) h.update(`${p.name} ${p.arch} ${p.version}\n`);
@@ -95,13 +100,16 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) requireTools(['fakeroot']);
   const resolved = await resolvePackages(
     ARCHES,
+    KERNEL_ARCHES,
     HOST_QEMU_PACKAGES,
     path.join(top, 'resolved-packages.json'),
   );
   const { base: pkgs, hostQemu: hostPkgs } = resolved;
   if (resolved.fromMemo) detail('versions as apt resolved them last time (apt lists unchanged since)');
   const kernels = pkgs.filter((p) => p.name.startsWith('linux-image'));
+  const source = pkgs.find((p) => p.name.startsWith('linux-source'))!;
   detail(`kernels ${kernels.map((p) => `${p.name} ${p.version}`).join(', ')}`);
+  detail(`kernel source ${source.name} ${source.version} for ${FRAGMENTS.join(', ')}`);
   detail(`busybox-static ${pkgs.find((p) => p.name === 'busybox-static')!.version}`);
   detail(
     `qemu-system-x86:arm64 ${hostPkgs.find((p) => p.name === 'qemu-system-x86')?.version} + ${hostPkgs.length - 1} packages`,
@@ -120,7 +128,14 @@ async function main(): Promise<void> {
   }
 
   const used = new Set([...pkgs.map(debFileName), hostQemuTarballName(hostPkgs)]);
-  const stale = [...olderBuilds(top, key), ...unusedDownloads(debsDir, used)];
+  const info = JSON.parse(readFileSync(path.join(final, 'build-info.json'), 'utf8')) as {
+    kernels?: string[];
+  };
+  const stale = [
+    ...olderBuilds(top, key),
+    ...unusedDownloads(debsDir, used),
+    ...olderKernels(path.join(top, 'kernels'), new Set(info.kernels ?? [])),
+  ];
   if (stale.length === 0) return;
   const mib = await totalMiB(stale);
   if (args.includes('--prune')) {
@@ -164,40 +179,76 @@ async function build(
     step(2, `Debian packages into ${debsDir}`);
     const files = await download(pkgs, debsDir);
 
-    step(3, 'kernels, kernel modules and busybox for arm64 and amd64');
+    step(3, `Debian kernels and modules (${KERNEL_ARCHES.join(', ')}), busybox for ${ARCHES.join(' and ')}`);
     const arch = {} as Record<(typeof ARCHES)[number], ArchInputs>;
     for (const a of ARCHES) {
       const kIdx = pkgs.findIndex((p) => p.arch === a && p.name.startsWith('linux-image'));
       const bIdx = pkgs.findIndex((p) => p.arch === a && p.name === 'busybox-static');
-      const kdir = path.join(work, 'debs', `kernel-${a}`);
       const bdir = path.join(work, 'debs', `busybox-${a}`);
-      await extractDeb(files[kIdx]!, kdir);
       await extractDeb(files[bIdx]!, bdir);
-      const kernel = KernelTree.open(kdir);
+      let kernel: KernelTree | undefined;
+      if (kIdx >= 0) {
+        const kdir = path.join(work, 'debs', `kernel-${a}`);
+        await extractDeb(files[kIdx]!, kdir);
+        kernel = KernelTree.open(kdir);
+      }
       const busybox = path.join(bdir, 'bin', 'busybox');
       arch[a] = {
         kernel,
-        kernelPkg: pkgs[kIdx]!,
+        kernelPkg: kIdx >= 0 ? pkgs[kIdx] : undefined,
         busybox,
         busyboxPkg: pkgs[bIdx]!,
         applets: await busyboxApplets(busybox, a, native),
       };
-      detail(`${a}: kernel ${kernel.kver}, busybox with ${arch[a].applets.length} applets`);
+      detail(
+        `${a}: ${kernel ? `kernel ${kernel.kver}, ` : ''}busybox with ${arch[a].applets.length} applets`,
+      );
     }
 
-    step(4, 'qemu-system-x86 for arm64 (mmdebstrap --variant=extract)');
+    const sIdx = pkgs.findIndex((p) => p.name.startsWith('linux-source'));
+    step(4, `kernels built from ${pkgs[sIdx]!.name}`);
+    const builtKernels = new Map<string, BuiltKernel>();
+    for (const fragment of FRAGMENTS) {
+      const kwork = path.join(work, 'kernel-build', fragment);
+      mkdirSync(kwork, { recursive: true });
+      const built = await buildKernel({
+        sourcePkg: pkgs[sIdx]!,
+        sourceDeb: files[sIdx]!,
+        fragment: path.join(HERE, 'kernel', fragment),
+        kernelsDir: path.join(top, 'kernels'),
+        work: kwork,
+        log: detail,
+      });
+      rmSync(kwork, { recursive: true, force: true });
+      builtKernels.set(fragment, built);
+    }
+
+    step(5, 'qemu-system-x86 for arm64 (mmdebstrap --variant=extract)');
     const tarball = await hostQemuTarball(hostPkgs, debsDir);
     detail(`${hostPkgs.length} packages: ${path.basename(tarball)}`);
 
     const suite = readAptSources()[0]?.suite ?? 'stable';
     const entries: GuestEntry[] = [];
     for (const [i, spec] of GUESTS.entries()) {
-      step(5 + i, `${spec.name} (${spec.machine}, ${spec.board})`);
-      const ctx = { work, out, arch, hostQemu: { tarball, pkgs: hostPkgs }, debianSuite: suite, log: detail };
+      step(6 + i, `${spec.name} (${spec.machine}, ${spec.board})`);
+      const ctx = {
+        work,
+        out,
+        arch,
+        builtKernels,
+        hostQemu: { tarball, pkgs: hostPkgs },
+        debianSuite: suite,
+        log: detail,
+      };
       entries.push(await buildGuest(spec, ctx));
     }
     writeFileSync(path.join(out, 'guests.json'), `${JSON.stringify(entries, null, 2)}\n`);
-    const info = { key, builtAt: new Date().toISOString(), packages: [...pkgs, ...hostPkgs] };
+    const info = {
+      key,
+      builtAt: new Date().toISOString(),
+      packages: [...pkgs, ...hostPkgs],
+      kernels: [...builtKernels.values()].map((k) => k.key),
+    };
     writeFileSync(path.join(out, 'build-info.json'), `${JSON.stringify(info, null, 2)}\n`);
     // Only a complete build ever appears under its key.
     const final = path.join(top, key);

@@ -6,10 +6,19 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { DebPackage } from './apt.ts';
-import { candidates, closure, ensureForeignArch, kernelPackageNames } from './apt.ts';
+import {
+  candidates,
+  closure,
+  ensureForeignArch,
+  kernelPackageNames,
+  kernelSourcePackageName,
+} from './apt.ts';
 
 export interface Resolution {
-  /** Kernels and busybox-static, one of each per architecture. */
+  /**
+   * busybox-static per architecture, Debian's kernel for the architectures that boot it, and
+   * the kernel source the others are built from.
+   */
   base: DebPackage[];
   /** qemu-system-x86 for arm64 with everything it depends on. */
   hostQemu: DebPackage[];
@@ -42,10 +51,12 @@ function aptFingerprint(inputs: string): string {
 
 export async function resolvePackages(
   arches: readonly string[],
+  kernelArches: readonly string[],
   hostQemuPkgs: readonly string[],
   memoFile: string,
 ): Promise<Resolution & { fromMemo: boolean }> {
-  const fingerprint = aptFingerprint(JSON.stringify({ arches, hostQemuPkgs }));
+  const question = JSON.stringify({ arches, kernelArches, source: 'linux-source', hostQemuPkgs });
+  const fingerprint = aptFingerprint(question);
   if (existsSync(memoFile)) {
     try {
       const memo = JSON.parse(readFileSync(memoFile, 'utf8')) as Resolution & { fingerprint: string };
@@ -56,19 +67,20 @@ export async function resolvePackages(
     }
   }
   for (const a of arches) await ensureForeignArch(a);
-  const kernels = await kernelPackageNames(arches);
-  const specs = arches.flatMap((a) => [`${kernels.get(a)}:${a}`, `busybox-static:${a}`]);
+  const kernels = await kernelPackageNames(kernelArches);
+  const specs = [
+    ...kernelArches.map((a) => `${kernels.get(a)}:${a}`),
+    ...arches.map((a) => `busybox-static:${a}`),
+    await kernelSourcePackageName(),
+  ];
   const versions = await candidates(specs);
   const base = specs.map((s): DebPackage => {
-    const [name, arch] = s.split(':') as [string, string];
+    const [name, arch = 'all'] = s.split(':') as [string, string?];
     return { name, arch, version: versions.get(s)! };
   });
   const hostQemu = await closure(hostQemuPkgs, 'arm64');
   // ensureForeignArch may have changed apt's state; fingerprint what the answer came from.
   const res = { base, hostQemu };
-  writeFileSync(
-    memoFile,
-    `${JSON.stringify({ fingerprint: aptFingerprint(JSON.stringify({ arches, hostQemuPkgs })), ...res }, null, 2)}\n`,
-  );
+  writeFileSync(memoFile, `${JSON.stringify({ fingerprint: aptFingerprint(question), ...res }, null, 2)}\n`);
   return { ...res, fromMemo: false };
 }

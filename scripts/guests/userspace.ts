@@ -109,7 +109,7 @@ function osRelease(o: UserspaceOptions): string {
     'NAME="Stacklab demo guest"',
     `PRETTY_NAME="${o.prettyName}"`,
     'VERSION_ID=1',
-    `VARIANT="busybox userspace and kernel from Debian ${o.debianSuite} packages, laid out like a Yocto image"`,
+    `VARIANT="busybox userspace and kernel built from Debian ${o.debianSuite} packages, laid out like a Yocto image"`,
     '',
   ].join('\n');
 }
@@ -126,7 +126,7 @@ function inittab(consoles: UserspaceOptions['consoles']): string {
   ].join('\n');
 }
 
-const FSTAB = `# The root file system is mounted by the initramfs; proc, sysfs and /dev come from there too.
+const FSTAB = `# The root file system is mounted by the initramfs or the kernel; rcS mounts proc, sysfs and /dev.
 devpts  /dev/pts  devpts  mode=0620,ptmxmode=0666,gid=5  0 0
 tmpfs   /run      tmpfs   mode=0755,nodev,nosuid          0 0
 tmpfs   /tmp      tmpfs   mode=1777,nodev,nosuid          0 0
