@@ -87,7 +87,16 @@ function requireBuildTools(): void {
  * What shapes the kernel: the source version, the fragment's settings (not its comments), the
  * compiler, and the environment and target make is given.
  */
-async function buildKey(o: KernelBuildOptions, env: NodeJS.ProcessEnv, cc: string): Promise<string> {
+export async function kernelKey(o: Pick<KernelBuildOptions, 'sourcePkg' | 'fragment'>): Promise<string> {
+  const { env, cc } = toolchain();
+  return buildKey(o, env, cc);
+}
+
+async function buildKey(
+  o: Pick<KernelBuildOptions, 'sourcePkg' | 'fragment'>,
+  env: NodeJS.ProcessEnv,
+  cc: string,
+): Promise<string> {
   const compiler = (await run(cc, ['--version'])).stdout.split('\n')[0];
   const settings = [...parseFragment(readFileSync(o.fragment, 'utf8'))].map(([k, v]) => `${k}=${v}`);
   const kbuild = Object.entries(env).filter(([k]) => /^(ARCH|CROSS_COMPILE|KBUILD_)/.test(k));
