@@ -106,7 +106,7 @@ const x86: GuestSpec = {
   kernelImageType: 'bzImage',
   // Like linux-yocto for qemux86-64, and unlike Debian's generic kernel: virtio, ext4 and the
   // consoles built in, little else. Nested inside the arm64 guest it reaches a login prompt in
-  // ~25 s instead of ~70 s (docs/ARCHITECTURE.md, "Nested boot time").
+  // 21-29 s instead of 79-93 s (interleaved runs, docs/ARCHITECTURE.md "Nested boot time").
   kernelBuild: 'qemux86-64.config',
   // Only ttyS0 gets a getty: ttyS1 (second in serial_consoles, as Yocto lists it) is not wired by default.
   consoles: [{ tty: 'ttyS0', baud: 115200 }],

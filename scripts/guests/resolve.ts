@@ -75,7 +75,7 @@ export async function resolvePackages(
   ];
   const versions = await candidates(specs);
   const base = specs.map((s): DebPackage => {
-    const [name, arch = 'all'] = s.split(':') as [string, string?];
+    const [name, arch = 'all'] = s.split(':') as [string, string?]; // linux-source is arch all
     return { name, arch, version: versions.get(s)! };
   });
   const hostQemu = await closure(hostQemuPkgs, 'arm64');
